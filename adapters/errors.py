@@ -1,0 +1,45 @@
+"""The errors a job can meet, split by what the job should do about them."""
+
+from __future__ import annotations
+
+
+class SyncError(Exception):
+    """Base of every error the adapters raise on purpose."""
+
+
+class TransientError(SyncError):
+    """Worth retrying later: a timeout, a connection error, 429, 5xx."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentError(SyncError):
+    """Retrying will not help until someone changes something; the message says what."""
+
+
+class KiotVietRejected(PermanentError):
+    """KiotViet refused the request; carries KiotViet's own message."""
+
+    def __init__(self, message: str, status: int, kiotviet_message: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.kiotviet_message = kiotviet_message
+
+
+class KiotVietNotFound(KiotVietRejected):
+    """KiotViet has no such entity (404)."""
+
+
+class AbahaRejected(PermanentError):
+    """Abaha refused the request; carries Abaha's error code and message."""
+
+    def __init__(self, message: str, status: int, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class AbahaNotFound(AbahaRejected):
+    """Abaha has no such entity (404)."""

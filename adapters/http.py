@@ -1,0 +1,62 @@
+"""HTTP sessions with timeouts and retries (backoff, jitter, Retry-After) for both APIs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from adapters.errors import TransientError
+
+TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+TIMEOUT = (5.0, 30.0)  # connect, read
+# A longer Retry-After is not slept through inside a job: the job fails transiently and
+# RQ's own retry schedule takes over.
+MAX_INLINE_RETRY_AFTER = 30
+
+
+def make_session(retry_methods: Iterable[str], attempts: int = 3, backoff: float = 0.5) -> requests.Session:
+    """A session retrying transient failures of `retry_methods` in place."""
+    retry = Retry(
+        total=attempts,
+        connect=attempts,
+        read=attempts,
+        status=attempts,
+        backoff_factor=backoff,
+        backoff_jitter=backoff,
+        status_forcelist=TRANSIENT_STATUSES,
+        allowed_methods=frozenset(m.upper() for m in retry_methods),
+        respect_retry_after_header=True,
+        retry_after_max=MAX_INLINE_RETRY_AFTER,
+        raise_on_status=False,
+    )
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=16)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def send(session: requests.Session, provider: str, method: str, url: str, **kwargs: Any) -> requests.Response:
+    """Send one request; a network failure becomes a TransientError naming the provider."""
+    kwargs.setdefault("timeout", TIMEOUT)
+    try:
+        return session.request(method, url, **kwargs)
+    except (requests.ConnectionError, requests.Timeout) as exc:
+        raise TransientError(f"{provider} did not answer {method} {_path(url)}: {type(exc).__name__}") from exc
+    except requests.exceptions.RetryError as exc:
+        raise TransientError(f"{provider} kept failing {method} {_path(url)}") from exc
+
+
+def retry_after(response: requests.Response) -> float | None:
+    """Seconds the server asked us to wait, when it said so in seconds."""
+    value = response.headers.get("Retry-After", "").strip()
+    return float(value) if value.isdigit() else None
+
+
+def _path(url: str) -> str:
+    # never the query string: it may carry identifiers we do not want in messages
+    return url.split("?", 1)[0]

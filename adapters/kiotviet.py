@@ -1,0 +1,187 @@
+"""KiotViet's public API: a shared token, the `Retailer` header, paging, error translation."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import Iterator
+from typing import Any
+
+import redis
+import requests
+import structlog
+
+from adapters.errors import KiotVietNotFound, KiotVietRejected, TransientError
+from adapters.http import TRANSIENT_STATUSES, make_session, retry_after, send
+from adapters.vault import Vault
+from schemas.kiotviet import KvProduct, ProductSchema, lower_keys
+
+log = structlog.get_logger(__name__)
+PAGE_SIZE = 100  # KiotViet's maximum
+TOKEN_EARLY_SECONDS = 60
+PROVIDER = "KiotViet"
+
+
+class KiotVietAuth:
+    """Client-credentials tokens, cached in Redis so every process of a deployment shares one."""
+
+    def __init__(
+        self, redis_client: redis.Redis, vault: Vault, token_url: str, session: requests.Session | None = None
+    ) -> None:
+        self._redis = redis_client
+        self._vault = vault
+        self._token_url = token_url
+        self._session = session or make_session(retry_methods=("POST",))
+
+    def token(self, client_id: str, client_secret: str, stale: str | None = None) -> str:
+        """A valid token; `stale` is one KiotViet just refused, to be replaced once."""
+        key = "sync:kvtoken:" + hashlib.sha256(client_id.encode()).hexdigest()[:24]
+        cached = self._cached(key)
+        if cached and cached != stale:
+            return cached
+        with self._redis.lock(key + ":refresh", timeout=30, blocking_timeout=30):
+            cached = self._cached(key)  # another process may have refreshed meanwhile
+            if cached and cached != stale:
+                return cached
+            token, lifetime = self._fetch(client_id, client_secret)
+            ttl = max(lifetime - TOKEN_EARLY_SECONDS, 1)
+            self._redis.set(key, self._vault.encrypt(token), ex=ttl)
+            log.info("kiotviet.token_refreshed", expires_in=lifetime)
+            return token
+
+    def _cached(self, key: str) -> str | None:
+        sealed = self._redis.get(key)
+        return self._vault.decrypt(sealed.decode()) if isinstance(sealed, bytes) else None
+
+    def _fetch(self, client_id: str, client_secret: str) -> tuple[str, int]:
+        form = {
+            "client_id": client_id,
+            "client_secret": client_secret,
+            "grant_type": "client_credentials",
+            # the guide spells it `scopes`, working clients send `scope`: send both
+            "scopes": "PublicApi.Access",
+            "scope": "PublicApi.Access",
+        }
+        response = send(self._session, PROVIDER, "POST", self._token_url, data=form)
+        if response.status_code in TRANSIENT_STATUSES:
+            raise TransientError("KiotViet's token service is unavailable", retry_after(response))
+        if response.status_code != 200:
+            raise KiotVietRejected(
+                "KiotViet refused the Client ID / client secret (mã bảo mật); check them in "
+                "KiotViet's Thiết lập cửa hàng → Thiết lập kết nối API",
+                response.status_code,
+                _message(response),
+            )
+        body = response.json()
+        return str(body["access_token"]), int(body.get("expires_in") or 3600)
+
+
+class KiotVietClient:
+    """One shop's view of KiotViet's public API."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        retailer: str,
+        client_id: str,
+        client_secret: str,
+        auth: KiotVietAuth,
+        session: requests.Session | None = None,
+    ) -> None:
+        self._base = base_url.rstrip("/")
+        self._retailer = retailer
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._auth = auth
+        # POST is not retried in place: creating an order twice is worse than failing once
+        self._session = session or make_session(retry_methods=("GET", "PUT", "DELETE"))
+
+    def __repr__(self) -> str:
+        return f"KiotVietClient(retailer={self._retailer!r})"
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Call the API; answer the JSON body or raise a translated error."""
+        token = self._auth.token(self._client_id, self._client_secret)
+        response = self._send(method, path, token, **kwargs)
+        if response.status_code == 401:
+            token = self._auth.token(self._client_id, self._client_secret, stale=token)
+            response = self._send(method, path, token, **kwargs)
+        return _translate(method, path, response)
+
+    def _send(self, method: str, path: str, token: str, **kwargs: Any) -> requests.Response:
+        headers = {"Retailer": self._retailer, "Authorization": f"Bearer {token}"}
+        return send(self._session, PROVIDER, method, self._base + path, headers=headers, **kwargs)
+
+    def pages(self, path: str, params: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        """Every page of a list, PAGE_SIZE items at a time."""
+        offset = 0
+        while True:
+            page = self.request("GET", path, params={**(params or {}), "pageSize": PAGE_SIZE, "currentItem": offset})
+            yield page
+            count = len(page.get("data") or [])
+            offset += count
+            if count == 0 or offset >= int(page.get("total") or 0):
+                return
+
+    def branches(self) -> list[dict[str, Any]]:
+        return [item for page in self.pages("/branches") for item in page.get("data") or []]
+
+    def settings(self) -> dict[str, Any]:
+        body = self.request("GET", "/settings")
+        settings: dict[str, Any] = lower_keys(body.get("data", body) if isinstance(body, dict) else {})
+        return settings
+
+    def surcharges(self) -> list[dict[str, Any]]:
+        """Other fees; the current guide spells the path `/surchages`, older ones `/surcharges`."""
+        try:
+            body = self.request("GET", "/surchages", params={"pageSize": PAGE_SIZE})
+        except KiotVietNotFound:
+            body = self.request("GET", "/surcharges", params={"pageSize": PAGE_SIZE})
+        return list(body.get("data") or [])
+
+    def product(self, product_id: int) -> KvProduct:
+        body = self.request("GET", f"/products/{product_id}", params={"includeInventory": "true"})
+        product: KvProduct = ProductSchema().load(body)
+        return product
+
+    def register_webhook(self, kind: str, url: str, secret: str) -> int | str:
+        body = {"Webhook": {"Type": kind, "Url": url, "IsActive": True, "Secret": secret,
+                            "Description": "Abaha sync"}}  # fmt: skip
+        answer = lower_keys(self.request("POST", "/webhooks", json=body))
+        webhook_id = answer.get("id") or (answer.get("data") or {}).get("id")
+        if webhook_id is None:
+            raise KiotVietRejected(f"KiotViet registered no id for webhook {kind}", 200)
+        return int(webhook_id) if str(webhook_id).isdigit() else str(webhook_id)
+
+    def delete_webhook(self, webhook_id: int | str) -> None:
+        with contextlib.suppress(KiotVietNotFound):  # already gone
+            self.request("DELETE", f"/webhooks/{webhook_id}")
+
+
+def _translate(method: str, path: str, response: requests.Response) -> Any:
+    status = response.status_code
+    if 200 <= status < 300:
+        return response.json() if response.content.strip() else {}
+    message = _message(response)
+    if status in TRANSIENT_STATUSES:
+        raise TransientError(f"KiotViet answered {status} to {method} {path}", retry_after(response))
+    if status == 404:
+        raise KiotVietNotFound(f"KiotViet has no {path}", status, message)
+    if status in (401, 403):
+        raise KiotVietRejected(
+            f"KiotViet refused the connection's credentials ({status}); save the connection "
+            "again with a valid Client ID and client secret", status, message)  # fmt: skip
+    raise KiotVietRejected(f"KiotViet refused {method} {path}: {message or status}", status, message)
+
+
+def _message(response: requests.Response) -> str | None:
+    """KiotViet's own wording: `responseStatus.message`, or a bare `message`."""
+    try:
+        body = lower_keys(response.json())
+    except ValueError:
+        return response.text[:300] or None
+    if not isinstance(body, dict):
+        return None
+    status = body.get("responsestatus") or {}
+    return status.get("message") or body.get("message") or body.get("error_description") or body.get("error")

@@ -1,0 +1,1 @@
+"""The operators' side: admin API, CLI commands, RQ dashboard, metrics."""

@@ -1,0 +1,60 @@
+"""The admin API (SPEC §4.3): JSON in and out, behind ADMIN_TOKEN."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from flask import Blueprint, Response, jsonify, request
+
+from admin.connections import ConnectionAdmin, ConnectionInvalid
+from admin.failed import requeue_failed
+from wiring import current_services
+
+log = structlog.get_logger(__name__)
+blueprint = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+@blueprint.errorhandler(ConnectionInvalid)
+def invalid(exc: ConnectionInvalid) -> tuple[Response, int]:
+    return jsonify(errors=exc.errors), exc.status
+
+
+@blueprint.put("/connections/<shop_id>")
+def save_connection(shop_id: str) -> Response:
+    body = request.get_json(silent=True)
+    return jsonify(ConnectionAdmin(current_services()).save(shop_id, body))
+
+
+@blueprint.get("/connections")
+def list_connections() -> Response:
+    return jsonify(connections=ConnectionAdmin(current_services()).list())
+
+
+@blueprint.get("/connections/<shop_id>")
+def show_connection(shop_id: str) -> Response | tuple[Response, int]:
+    shown = ConnectionAdmin(current_services()).show(shop_id)
+    return jsonify(shown) if shown else (jsonify(errors=[f"no connection for shop {shop_id}"]), 404)
+
+
+@blueprint.delete("/connections/<shop_id>")
+def delete_connection(shop_id: str) -> Response | tuple[Response, int]:
+    deleted = ConnectionAdmin(current_services()).delete(shop_id)
+    return jsonify(deleted) if deleted else (jsonify(errors=[f"no connection for shop {shop_id}"]), 404)
+
+
+@blueprint.get("/quarantine")
+def quarantine() -> Response:
+    """Rejected KiotViet deliveries with their reasons, newest first."""
+    shop_id = request.args.get("shop_id")
+    return jsonify(deliveries=current_services().inbox.quarantined(shop_id))
+
+
+@blueprint.post("/failed/requeue")
+def requeue() -> Response | tuple[Response, int]:
+    body: Any = request.get_json(silent=True) if request.content_length else {}
+    if not isinstance(body, dict):
+        return jsonify(errors=["body: must be a JSON object with optional shop_id and type"]), 400
+    requeued = requeue_failed(current_services().redis, body.get("shop_id"), body.get("type"))
+    log.info("failed.requeued", count=len(requeued), shop_id=body.get("shop_id"), type=body.get("type"))
+    return jsonify(requeued=len(requeued), job_ids=requeued)

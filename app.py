@@ -1,0 +1,74 @@
+"""The web app: `create_app()` assembles it from settings."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import redis
+import rq_dashboard
+import rq_dashboard.web
+import structlog
+from flask import Flask, Response, jsonify
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from rq.serializers import JSONSerializer
+
+from admin import auth, cli, views
+from admin.metrics import SyncCollector
+from config import Settings
+from logs import configure_logging
+from webhooks import kiotviet
+from wiring import Services, build_services, current_services
+
+log = structlog.get_logger(__name__)
+
+
+def create_app(overrides: Mapping[str, Any] | None = None, services: Services | None = None) -> Flask:
+    """Build the web app from the environment, with `overrides` replacing settings; tests may
+    hand in ready `services` (e.g. on fakeredis)."""
+    settings = services.settings if services else Settings.from_env().with_overrides(overrides)
+    configure_logging(settings.log_format)
+    app = Flask(__name__)
+    services = services or build_services(settings)
+    app.extensions["sync"] = services
+    app.register_blueprint(kiotviet.blueprint)
+    register_health(app, services.redis)
+    register_metrics(app)
+    cli.register_commands(app)
+    if settings.admin_token:
+        register_admin(app, settings.admin_token, services)
+    else:
+        log.warning("admin.disabled", reason="ADMIN_TOKEN is not set")
+    return app
+
+
+def register_admin(app: Flask, admin_token: str, services: Services) -> None:
+    app.before_request(lambda: auth.admin_guard(admin_token))
+    app.register_blueprint(views.blueprint)
+    rq_dashboard.web.config.serializer = JSONSerializer
+    app.register_blueprint(rq_dashboard.blueprint, url_prefix="/admin/rq")
+    app.redis_conn = services.redis  # type: ignore[attr-defined]  # where rq-dashboard looks
+    app.config["RQ_DASHBOARD_REDIS_URL"] = (services.redis_url,)
+
+
+def register_health(app: Flask, redis_client: redis.Redis) -> None:
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return jsonify(status="ok")
+
+    @app.get("/readyz")
+    def readyz() -> Response | tuple[Response, int]:
+        try:
+            redis_client.ping()
+        except redis.exceptions.RedisError:
+            return jsonify(status="unavailable", redis=False), 503
+        return jsonify(status="ready", redis=True)
+
+
+def register_metrics(app: Flask) -> None:
+    @app.get("/metrics")
+    def metrics() -> Response:
+        registry = CollectorRegistry()
+        registry.register(SyncCollector(current_services()))
+        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

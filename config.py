@@ -1,0 +1,74 @@
+"""Settings of the service, read from the environment in one place."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+DEFAULT_KIOTVIET_API_URL = "https://public.kiotapi.com"
+DEFAULT_KIOTVIET_TOKEN_URL = "https://id.kiotviet.vn/connect/token"
+MAX_BODY_BYTES = 1024 * 1024
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the web app and the workers read from the environment."""
+
+    redis_url: str | None
+    kiotviet_api_url: str
+    kiotviet_token_url: str
+    abaha_api_url: str | None
+    public_base_url: str | None
+    admin_token: str | None
+    secret_key: str | None
+    log_format: str
+    reconcile_interval: int
+    state_dir: str
+    max_body_bytes: int = MAX_BODY_BYTES
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build the settings from `environ` (the process environment by default)."""
+        env = os.environ if environ is None else environ
+        log_format = env.get("LOG_FORMAT", "json").strip().lower()
+        if log_format not in ("json", "console"):
+            raise ConfigError(f"LOG_FORMAT must be 'json' or 'console', not {log_format!r}")
+        try:
+            reconcile_interval = int(env.get("RECONCILE_INTERVAL", "900"))
+        except ValueError as exc:
+            raise ConfigError("RECONCILE_INTERVAL must be a whole number of seconds") from exc
+        return cls(
+            redis_url=_blank_to_none(env.get("REDIS_URL")),
+            kiotviet_api_url=env.get("KIOTVIET_API_URL", DEFAULT_KIOTVIET_API_URL).rstrip("/"),
+            kiotviet_token_url=env.get("KIOTVIET_TOKEN_URL", DEFAULT_KIOTVIET_TOKEN_URL),
+            abaha_api_url=_strip_slash(_blank_to_none(env.get("ABAHA_API_URL"))),
+            public_base_url=_strip_slash(_blank_to_none(env.get("PUBLIC_BASE_URL"))),
+            admin_token=_blank_to_none(env.get("ADMIN_TOKEN")),
+            secret_key=_blank_to_none(env.get("SECRET_KEY")),
+            log_format=log_format,
+            reconcile_interval=reconcile_interval,
+            state_dir=env.get("LOCAL_STATE_DIR", os.path.join(os.getcwd(), ".local")),
+        )
+
+    @property
+    def is_local(self) -> bool:
+        """A local run: no Redis configured, so an embedded one is started."""
+        return self.redis_url is None
+
+    def with_overrides(self, overrides: Mapping[str, Any] | None) -> Settings:
+        """Return a copy with some fields replaced (used by tests and the local stack)."""
+        return replace(self, **dict(overrides or {}))
+
+
+def _blank_to_none(value: str | None) -> str | None:
+    return value if value and value.strip() else None
+
+
+def _strip_slash(value: str | None) -> str | None:
+    return value.rstrip("/") if value else None

@@ -1,0 +1,196 @@
+"""A simulated Abaha API (`abaha-api.md` §1), with fault injection and a view of its state."""
+
+from __future__ import annotations
+
+import hmac
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+
+WRITES = ("PUT", "PATCH", "DELETE", "POST")
+
+
+@dataclass
+class AbahaShop:
+    token: str
+    categories: dict[str, dict[str, Any]] = field(default_factory=dict)
+    products: dict[str, dict[str, Any]] = field(default_factory=dict)
+    price_lists: dict[str, dict[str, Any]] = field(default_factory=dict)
+    prices: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(dict))
+    customer_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+    writes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Fault:
+    status: int
+    count: int
+    path_contains: str = ""
+    retry_after: int | None = None
+
+
+class AbahaSandbox:
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.shops: dict[str, AbahaShop] = {}
+        self.faults: list[Fault] = []
+
+    def add_shop(self, shop_id: str, token: str) -> AbahaShop:
+        with self.lock:
+            return self.shops.setdefault(shop_id, AbahaShop(token=token))
+
+    def take_fault(self, path: str) -> Fault | None:
+        with self.lock:
+            for fault in self.faults:
+                if fault.count > 0 and fault.path_contains in path:
+                    fault.count -= 1
+                    return fault
+        return None
+
+
+def error(status: int, code: str, message: str) -> tuple[Response, int]:
+    return jsonify(error={"code": code, "message": message}), status
+
+
+def create_blueprints(sandbox: AbahaSandbox) -> list[Blueprint]:
+    return [_api_routes(sandbox), _control_routes(sandbox)]
+
+
+def _api_routes(sandbox: AbahaSandbox) -> Blueprint:  # noqa: C901 - one small closure per route
+    bp = Blueprint("abaha_api", __name__, url_prefix="/abaha/v1/shops/<shop_id>")
+
+    @bp.before_request
+    def authenticate() -> Any:
+        shop_id = (request.view_args or {}).get("shop_id", "")
+        fault = sandbox.take_fault(request.path)
+        if fault is not None:
+            response, status = error(fault.status, "injected", "sandbox fault")
+            if fault.retry_after is not None:
+                response.headers["Retry-After"] = str(fault.retry_after)
+            return response, status
+        shop = sandbox.shops.get(shop_id)
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if shop is None or not hmac.compare_digest(given.encode(), shop.token.encode()):
+            return error(401, "unauthorized", "invalid token")
+        if request.method in WRITES:
+            with sandbox.lock:
+                shop.writes.append(f"{request.method} {request.path.split(shop_id, 1)[1]}")
+        return None
+
+    def shop_of(shop_id: str) -> AbahaShop:
+        return sandbox.shops[shop_id]
+
+    @bp.put("/categories/<kv_id>")
+    def put_category(shop_id: str, kv_id: str) -> tuple[Response, int]:
+        body = request.get_json(force=True)
+        if not isinstance(body, dict) or not body.get("name"):
+            return error(422, "invalid", "name is required")
+        shop = shop_of(shop_id)
+        created = kv_id not in shop.categories
+        shop.categories[kv_id] = body
+        return jsonify(id=kv_id), 201 if created else 200
+
+    @bp.delete("/categories/<kv_id>")
+    def delete_category(shop_id: str, kv_id: str) -> Any:
+        if shop_of(shop_id).categories.pop(kv_id, None) is None:
+            return error(404, "not_found", "no such category")
+        return "", 204
+
+    @bp.put("/products/<kv_id>")
+    def put_product(shop_id: str, kv_id: str) -> Any:
+        body = request.get_json(force=True)
+        if not isinstance(body, dict) or not body.get("sku") or not body.get("name"):
+            return error(422, "invalid", "sku and name are required")
+        shop = shop_of(shop_id)
+        created = kv_id not in shop.products
+        shop.products[kv_id] = body
+        return jsonify(id=kv_id), 201 if created else 200
+
+    @bp.patch("/products/<kv_id>")
+    def patch_product(shop_id: str, kv_id: str) -> Any:
+        product = shop_of(shop_id).products.get(kv_id)
+        if product is None:
+            return error(404, "not_found", "no such product")
+        product.update(request.get_json(force=True) or {})
+        return jsonify(id=kv_id), 200
+
+    @bp.put("/products:batch")
+    def put_products(shop_id: str) -> Any:
+        items = (request.get_json(force=True) or {}).get("items") or []
+        if len(items) > 100:
+            return error(422, "too_many", "at most 100 items")
+        shop = shop_of(shop_id)
+        results = []
+        for item in items:
+            kv_id = str(item.pop("kv_id"))
+            shop.products[kv_id] = item
+            results.append({"kv_id": int(kv_id), "status": "ok"})
+        return jsonify(results=results), 200
+
+    @bp.put("/price-lists/<kv_id>")
+    def put_price_list(shop_id: str, kv_id: str) -> Any:
+        shop_of(shop_id).price_lists[kv_id] = request.get_json(force=True)
+        return jsonify(id=kv_id), 200
+
+    @bp.delete("/price-lists/<kv_id>")
+    def delete_price_list(shop_id: str, kv_id: str) -> Any:
+        shop = shop_of(shop_id)
+        shop.prices.pop(kv_id, None)
+        if shop.price_lists.pop(kv_id, None) is None:
+            return error(404, "not_found", "no such price list")
+        return "", 204
+
+    @bp.put("/price-lists/<kv_id>/prices")
+    def put_prices(shop_id: str, kv_id: str) -> Any:
+        shop = shop_of(shop_id)
+        if kv_id not in shop.price_lists:
+            return error(404, "not_found", "no such price list")
+        for row in (request.get_json(force=True) or {}).get("prices") or []:
+            shop.prices[kv_id][str(row["product_kv_id"])] = row["price"]
+        return jsonify(ok=True), 200
+
+    @bp.delete("/price-lists/<kv_id>/prices/<product_kv_id>")
+    def delete_price(shop_id: str, kv_id: str, product_kv_id: str) -> Any:
+        if shop_of(shop_id).prices.get(kv_id, {}).pop(product_kv_id, None) is None:
+            return error(404, "not_found", "no such price")
+        return "", 204
+
+    @bp.put("/customer-groups/<kv_id>")
+    def put_customer_group(shop_id: str, kv_id: str) -> Any:
+        shop_of(shop_id).customer_groups[kv_id] = request.get_json(force=True)
+        return jsonify(id=kv_id), 200
+
+    return bp
+
+
+def _control_routes(sandbox: AbahaSandbox) -> Blueprint:
+    bp = Blueprint("abaha_control", __name__, url_prefix="/_sandbox/abaha")
+
+    @bp.post("/shops/<shop_id>")
+    def add_shop(shop_id: str) -> Response:
+        token = (request.get_json(force=True) or {})["token"]
+        sandbox.add_shop(shop_id, token).token = token
+        return jsonify(shop_id=shop_id)
+
+    @bp.get("/shops/<shop_id>")
+    def state(shop_id: str) -> Any:
+        shop = sandbox.shops.get(shop_id)
+        if shop is None:
+            return error(404, "not_found", "no such shop")
+        with sandbox.lock:
+            return jsonify(categories=shop.categories, products=shop.products, price_lists=shop.price_lists,
+                           prices=shop.prices, customer_groups=shop.customer_groups, writes=shop.writes)  # fmt: skip
+
+    @bp.post("/faults")
+    def add_fault() -> Response:
+        body = request.get_json(force=True) or {}
+        fault = Fault(int(body.get("status", 503)), int(body.get("count", 1)), body.get("path_contains", ""),
+                      body.get("retry_after"))  # fmt: skip
+        with sandbox.lock:
+            sandbox.faults.append(fault)
+        return jsonify(ok=True)
+
+    return bp

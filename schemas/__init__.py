@@ -1,0 +1,1 @@
+"""marshmallow schemas: providers' bodies in, normalized events out."""

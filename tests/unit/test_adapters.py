@@ -1,0 +1,172 @@
+from __future__ import annotations
+
+import fakeredis
+import pytest
+import responses
+from responses import matchers
+
+from adapters.abaha import AbahaClient
+from adapters.errors import AbahaRejected, KiotVietNotFound, KiotVietRejected, TransientError
+from adapters.http import make_session
+from adapters.kiotviet import KiotVietAuth, KiotVietClient
+from adapters.vault import Vault
+
+API = "http://kiotviet.test"
+TOKEN_URL = "http://kiotviet-id.test/connect/token"
+ABAHA = "http://abaha.test"
+
+
+def fast_session(methods: tuple[str, ...]) -> object:
+    return make_session(retry_methods=methods, backoff=0)
+
+
+@pytest.fixture
+def redis() -> fakeredis.FakeRedis:
+    return fakeredis.FakeRedis()
+
+
+def kiotviet(redis: fakeredis.FakeRedis) -> KiotVietClient:
+    auth = KiotVietAuth(redis, Vault("k"), TOKEN_URL, session=fast_session(("POST",)))  # type: ignore[arg-type]
+    return KiotVietClient(base_url=API, retailer="demo", client_id="cid", client_secret="csecret", auth=auth,
+                          session=fast_session(("GET", "PUT", "DELETE")))  # type: ignore[arg-type]  # fmt: skip
+
+
+def token_answer(value: str) -> dict:
+    return {"access_token": value, "expires_in": 86400, "token_type": "Bearer"}
+
+
+@responses.activate
+def test_token_is_fetched_once_and_shared_by_clients_through_redis(redis: fakeredis.FakeRedis) -> None:
+    token = responses.post(TOKEN_URL, json=token_answer("t1"), match=[matchers.urlencoded_params_matcher(
+        {"client_id": "cid", "client_secret": "csecret", "grant_type": "client_credentials",
+         "scopes": "PublicApi.Access", "scope": "PublicApi.Access"})])  # fmt: skip
+    responses.get(f"{API}/branches", json={"total": 1, "data": [{"id": 11}]},
+                  match=[matchers.header_matcher({"Retailer": "demo", "Authorization": "Bearer t1"})])  # fmt: skip
+    assert kiotviet(redis).branches() == [{"id": 11}]
+    assert kiotviet(redis).branches() == [{"id": 11}]  # another process, same Redis
+    assert token.call_count == 1
+    ttl = redis.ttl(next(iter(redis.scan_iter("sync:kvtoken:*"))))
+    assert 86400 - 60 - 5 < ttl <= 86400 - 60  # refreshed a minute early
+    assert b"t1" not in b"".join(redis.get(k) or b"" for k in redis.scan_iter("sync:kvtoken:*"))  # encrypted
+
+
+@responses.activate
+def test_a_401_refreshes_the_token_once_and_retries(redis: fakeredis.FakeRedis) -> None:
+    token = responses.post(TOKEN_URL, json=token_answer("t1"))
+    responses.get(f"{API}/settings", status=401, match=[matchers.header_matcher({"Authorization": "Bearer t1"})])
+    client = kiotviet(redis)
+    client._auth.token("cid", "csecret")  # cache t1
+    responses.replace(responses.POST, TOKEN_URL, json=token_answer("t2"))
+    responses.get(f"{API}/settings", json={"AllowOrderWhenOutStock": True},
+                  match=[matchers.header_matcher({"Authorization": "Bearer t2"})])  # fmt: skip
+    assert client.settings() == {"alloworderwhenoutstock": True}
+    assert token.call_count == 1
+    assert responses.calls[-2].request.url.endswith("/connect/token")
+
+
+@responses.activate
+def test_a_refusal_carries_kiotviets_own_message(redis: fakeredis.FakeRedis) -> None:
+    responses.post(TOKEN_URL, json=token_answer("t1"))
+    message = "Không đủ số lượng tồn kho cho sản phẩm SP000123"
+    responses.post(f"{API}/orders", status=400, json={"responseStatus": {"errorCode": "x", "message": message}})
+    with pytest.raises(KiotVietRejected) as caught:
+        kiotviet(redis).request("POST", "/orders", json={})
+    assert caught.value.kiotviet_message == message
+    assert message in str(caught.value)
+
+
+@responses.activate
+def test_wrong_credentials_are_a_permanent_error_naming_what_to_check(redis: fakeredis.FakeRedis) -> None:
+    responses.post(TOKEN_URL, status=400, json={"error": "invalid_client"})
+    with pytest.raises(KiotVietRejected, match="Client ID / client secret"):
+        kiotviet(redis).branches()
+
+
+@responses.activate
+def test_kiotviet_5xx_is_retried_then_succeeds(redis: fakeredis.FakeRedis) -> None:
+    responses.post(TOKEN_URL, json=token_answer("t1"))
+    branches = responses.get(f"{API}/branches", status=503)
+    client = kiotviet(redis)
+    responses.add_callback(responses.GET, f"{API}/branches", callback=lambda r: (200, {}, '{"total":0,"data":[]}'))
+    assert client.branches() == []
+    assert branches.call_count == 1
+
+
+@responses.activate
+def test_kiotviet_still_failing_is_transient_with_retry_after(redis: fakeredis.FakeRedis) -> None:
+    responses.post(TOKEN_URL, json=token_answer("t1"))
+    responses.get(f"{API}/products/1", status=429, headers={"Retry-After": "0"})
+    with pytest.raises(TransientError) as caught:
+        kiotviet(redis).product(1)
+    assert caught.value.retry_after == 0
+    assert len([c for c in responses.calls if "/products/1" in c.request.url]) == 4  # 1 + 3 retries
+
+
+@responses.activate
+def test_surcharges_fall_back_to_the_older_spelling(redis: fakeredis.FakeRedis) -> None:
+    responses.post(TOKEN_URL, json=token_answer("t1"))
+    responses.get(f"{API}/surchages", status=404)
+    responses.get(f"{API}/surcharges", json={"data": [{"id": 1, "surchargeCode": "THK1"}]})
+    assert kiotviet(redis).surcharges() == [{"id": 1, "surchargeCode": "THK1"}]
+
+
+@responses.activate
+def test_missing_entity_is_not_found(redis: fakeredis.FakeRedis) -> None:
+    responses.post(TOKEN_URL, json=token_answer("t1"))
+    responses.get(f"{API}/products/9", status=404)
+    with pytest.raises(KiotVietNotFound):
+        kiotviet(redis).product(9)
+
+
+def abaha() -> AbahaClient:
+    session = make_session(retry_methods=("GET", "PUT", "PATCH", "DELETE"), backoff=0)
+    return AbahaClient(base_url=ABAHA, shop_id="shop-42", api_token="abaha-token", session=session)
+
+
+@responses.activate
+def test_abaha_503_then_200_is_applied() -> None:
+    failing = responses.put(f"{ABAHA}/v1/shops/shop-42/categories/1", status=503)
+    abaha_client = abaha()
+    responses.add_callback(responses.PUT, f"{ABAHA}/v1/shops/shop-42/categories/1", callback=lambda r: (200, {}, "{}"))
+    abaha_client.put_category(1, {"name": "Áo", "parent_kv_id": None})
+    assert failing.call_count == 1
+    assert responses.calls[-1].request.headers["Authorization"] == "Bearer abaha-token"
+
+
+@responses.activate
+def test_abaha_delete_of_what_is_gone_is_success() -> None:
+    responses.delete(f"{ABAHA}/v1/shops/shop-42/categories/1", status=404, json={"error": {"code": "not_found"}})
+    abaha().delete_category(1)
+    assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_abaha_401_is_permanent_and_says_to_fix_the_connection() -> None:
+    responses.put(f"{ABAHA}/v1/shops/shop-42/products/1", status=401, json={"error": {"code": "unauthorized"}})
+    with pytest.raises(AbahaRejected, match="save the connection again"):
+        abaha().put_product(1, {})
+
+
+@responses.activate
+def test_abaha_validation_error_is_permanent_with_abahas_message() -> None:
+    responses.put(f"{ABAHA}/v1/shops/shop-42/products/1", status=422,
+                  json={"error": {"code": "invalid", "message": "sku is required"}})  # fmt: skip
+    with pytest.raises(AbahaRejected, match="sku is required") as caught:
+        abaha().put_product(1, {})
+    assert caught.value.code == "invalid"
+    assert len(responses.calls) == 1  # not retried
+
+
+@responses.activate
+def test_abaha_429_past_retries_is_transient() -> None:
+    responses.put(f"{ABAHA}/v1/shops/shop-42/price-lists/1", status=429, headers={"Retry-After": "0"})
+    with pytest.raises(TransientError):
+        abaha().put_price_list(1, {"name": "x", "active": True})
+
+
+def test_vault_round_trips_and_refuses_another_key() -> None:
+    sealed = Vault("one").encrypt("client-secret")
+    assert "client-secret" not in sealed
+    assert Vault("one").decrypt(sealed) == "client-secret"
+    with pytest.raises(Exception, match="SECRET_KEY changed"):
+        Vault("two").decrypt(sealed)

@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from schemas.events import EventSchema, to_micros
+from schemas.kiotviet import parse_kiotviet_datetime
+from schemas.kiotviet_webhook import WEBHOOK_TYPES, DeliveryRejected, normalize_delivery, webhook_type
+from tests.helpers import sample
+
+RECEIVED = "2026-11-30T08:00:00.000000+00:00"
+
+# fixture name → (type, entity ids it carries)
+EXPECTED = {
+    "product.update": ("product.update", ["3001"]),
+    "product.delete": ("product.delete", ["3002"]),
+    "stock.update": ("stock.update", ["3001:11"]),
+    "order.update.completed": ("order.update", ["88001"]),
+    "invoice.update": ("invoice.update", ["99001"]),
+    "customer.update": ("customer.update", ["7001"]),
+    "customer.delete": ("customer.delete", ["7002"]),
+    "pricebook.update": ("pricebook.update", ["201"]),
+    "pricebook.delete": ("pricebook.delete", ["202"]),
+    "pricebookdetail.update": ("pricebookdetail.update", ["201:3001"]),
+    "pricebookdetail.delete": ("pricebookdetail.delete", ["201:3001", "201:3002"]),
+    "category.update": ("category.update", ["101"]),
+    "category.delete": ("category.delete", ["102", "103"]),
+    "branch.update": ("branch.update", ["11"]),
+    "branch.delete": ("branch.delete", ["12"]),
+}
+
+
+def normalize(body: dict, shop_id: str = "shop-42"):
+    raw = json.dumps(body).encode()
+    return normalize_delivery(raw, body, shop_id, RECEIVED)
+
+
+def test_fixtures_cover_all_fifteen_webhook_types() -> None:
+    assert sorted(kind for kind, _ in EXPECTED.values()) == sorted(WEBHOOK_TYPES)
+
+
+@pytest.mark.parametrize("fixture", sorted(EXPECTED))
+def test_every_webhook_type_is_normalized_from_a_realistic_body(fixture: str) -> None:
+    kind, entity_ids = EXPECTED[fixture]
+    result = normalize(sample(f"kiotviet/{fixture}"))
+    assert result.problems == []
+    assert [e.type for e in result.events] == [kind] * len(entity_ids)
+    assert [e.entity_id for e in result.events] == entity_ids
+    for event in result.events:
+        # the job argument is plain JSON and loads back into the same event
+        assert EventSchema().load(json.loads(json.dumps(event.to_json()))) == event
+
+
+def test_product_fields_are_read_whatever_their_case() -> None:
+    (event,) = normalize(sample("kiotviet/product.update")).events
+    data = event.data
+    assert data["code"] == "SP000123"
+    assert data["is_active"] is True  # sent as lower-camel `isActive`
+    assert data["allows_sale"] is True
+    assert data["base_price"] == 150000
+    assert [(i["branch_id"], i["on_hand"], i["reserved"]) for i in data["inventories"]] == [(11, 15, 2), (12, 4, 0)]
+    assert data["attributes"][0] == {"name": "MÀU SẮC", "value": "Trắng"}
+    assert "__type" not in json.dumps(data)
+
+
+def test_version_is_the_modified_date_with_seven_fraction_digits() -> None:
+    (event,) = normalize(sample("kiotviet/product.update")).events
+    assert to_micros(event.version) == to_micros("2026-11-30T10:20:30.147000+07:00")
+
+
+def test_naive_dates_are_vietnam_time() -> None:
+    assert parse_kiotviet_datetime("1990-05-12T00:00:00.0000000").isoformat() == "1990-05-12T00:00:00+07:00"
+
+
+def test_events_without_a_modified_date_take_the_receive_time() -> None:
+    (event,) = normalize(sample("kiotviet/stock.update")).events
+    assert event.version == RECEIVED
+
+
+def test_same_delivery_gives_the_same_event_ids_and_another_delivery_other_ids() -> None:
+    body = sample("kiotviet/stock.update")
+    first = [e.id for e in normalize(body).events]
+    again = [e.id for e in normalize(json.loads(json.dumps({**body, "Attempt": 2}))).events]
+    other = [e.id for e in normalize({**body, "Id": "another-delivery"}).events]
+    assert first == again
+    assert first != other
+
+
+def test_event_ids_differ_between_shops() -> None:
+    body = sample("kiotviet/stock.update")
+    assert normalize(body, "a").events[0].id != normalize(body, "b").events[0].id
+
+
+@pytest.mark.parametrize(
+    "action, expected",
+    [("product.update.500400541", "product.update"), ("PRODUCT.UPDATE", "product.update"),
+     ("Stock.Update.1", "stock.update"), ("product.explode.1", None), (None, None), (42, None)],
+)  # fmt: skip
+def test_action_is_read_case_insensitively_without_its_retailer_suffix(action: object, expected: str | None) -> None:
+    assert webhook_type(action) == expected
+
+
+def test_delete_ids_are_read_bare_at_the_top_level() -> None:
+    result = normalize(sample("kiotviet/product.delete.bare"))
+    assert [(e.type, e.entity_id) for e in result.events] == [("product.delete", "3003")]
+
+
+def test_delete_ids_are_read_from_a_single_object_or_plain_ids() -> None:
+    single = {"Id": "d1", "Notifications": [{"Action": "product.delete", "Data": {"RemoveId": 5}}]}
+    plain = {"Id": "d2", "Notifications": [{"Action": "category.delete", "Data": [7, 8]}]}
+    assert [e.entity_id for e in normalize(single).events] == ["5"]
+    assert [e.entity_id for e in normalize(plain).events] == ["7", "8"]
+
+
+def test_unknown_action_is_reported_while_the_known_ones_pass() -> None:
+    body = sample("kiotviet/stock.update")
+    body["Notifications"].append({"Action": "coupon.update.1", "Data": [{"Id": 1}]})
+    result = normalize(body)
+    assert len(result.events) == 1
+    assert result.problems == ["unknown action 'coupon.update.1'"]
+
+
+def test_an_item_without_its_id_is_reported_not_guessed() -> None:
+    body = {"Id": "x", "Notifications": [{"Action": "product.update", "Data": [{"Code": "SP1"}, {"Id": 9}]}]}
+    result = normalize(body)
+    assert [e.entity_id for e in result.events] == ["9"]
+    assert result.problems and "product.update item 0" in result.problems[0]
+
+
+@pytest.mark.parametrize(
+    "body, reason",
+    [([1, 2], "not a JSON object"), ({"Id": "x"}, "no Notifications"),
+     ({"Id": "x", "Notifications": []}, "no notifications"),
+     ({"Id": "x", "Notifications": [{"Action": "nope", "Data": []}]}, "unknown action")],
+)  # fmt: skip
+def test_unusable_deliveries_are_rejected_with_a_reason(body: object, reason: str) -> None:
+    with pytest.raises(DeliveryRejected, match=reason):
+        normalize_delivery(b"{}", body, "shop", RECEIVED)

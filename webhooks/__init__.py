@@ -1,0 +1,1 @@
+"""Flask blueprints that receive KiotViet's webhooks and Abaha's events."""

@@ -1,0 +1,87 @@
+"""Builds the objects a process needs from its settings, once, at startup."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+import structlog
+from flask import current_app
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from adapters.connections import ConnectionStore
+from adapters.embedded_redis import ensure_embedded_redis
+from adapters.inbox import EventInbox
+from adapters.state import SyncState
+from adapters.vault import Vault
+from config import ConfigError, Settings
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Services:
+    """The process-wide collaborators, shared by views, commands and jobs."""
+
+    settings: Settings
+    redis_url: str
+    redis: redis.Redis
+    connections: ConnectionStore
+    state: SyncState
+    inbox: EventInbox
+    vault: Vault
+
+
+def build_services(settings: Settings) -> Services:
+    """Connect to Redis (embedded for local runs) and assemble the collaborators."""
+    url = settings.redis_url or ensure_embedded_redis(settings.state_dir)
+    return services_on(settings, redis_client(url), url)
+
+
+def redis_client(url: str) -> redis.Redis:
+    """A client that gives up quickly: a webhook must be answered (503) well inside 5 s."""
+    retry = Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=2)
+    return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=1, health_check_interval=30, retry=retry)
+
+
+def services_on(settings: Settings, client: redis.Redis, url: str) -> Services:
+    """The collaborators over an existing Redis client."""
+    vault = Vault(_secret_key(settings))
+    return Services(
+        settings=settings,
+        redis_url=url,
+        redis=client,
+        connections=ConnectionStore(client, vault),
+        state=SyncState(client),
+        inbox=EventInbox(client),
+        vault=vault,
+    )
+
+
+def current_services() -> Services:
+    """The services of the Flask app handling the current request or command."""
+    services: Services = current_app.extensions["sync"]
+    return services
+
+
+def _secret_key(settings: Settings) -> str:
+    if settings.secret_key:
+        return settings.secret_key
+    if not settings.is_local:
+        raise ConfigError("SECRET_KEY is required when REDIS_URL is set")
+    return local_secret(settings.state_dir, "secret_key")
+
+
+def local_secret(state_dir: str, name: str) -> str:
+    """A secret generated once for a local run and kept beside its embedded Redis, so a
+    restart can still decrypt what the previous run stored."""
+    path = Path(state_dir) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+        log.warning("config.generated_local_secret", name=name, path=str(path))
+    return path.read_text().strip()

@@ -1,0 +1,1 @@
+"""RQ jobs that apply normalized events through the adapters."""

@@ -1,0 +1,43 @@
+"""What a job needs to apply an event for one shop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from adapters.abaha import AbahaClient
+from adapters.connections import Connection
+from adapters.errors import PermanentError
+from adapters.kiotviet import KiotVietAuth, KiotVietClient
+from adapters.state import SyncState
+from wiring import Services
+
+
+@dataclass(frozen=True)
+class ShopContext:
+    """A shop's connection and the clients built from it."""
+
+    connection: Connection
+    kiotviet: KiotVietClient
+    abaha: AbahaClient
+    state: SyncState
+
+
+def shop_context(services: Services, shop_id: str) -> ShopContext | None:
+    """Build the shop's clients; None when the shop has no connection (any more)."""
+    connection = services.connections.get(shop_id)
+    secrets = services.connections.secrets(shop_id)
+    if connection is None or secrets is None:
+        return None
+    settings = services.settings
+    if not settings.abaha_api_url:
+        raise PermanentError("ABAHA_API_URL is not set: the service cannot write to Abaha")
+    auth = KiotVietAuth(services.redis, services.vault, settings.kiotviet_token_url)
+    kiotviet = KiotVietClient(
+        base_url=settings.kiotviet_api_url,
+        retailer=connection.retailer,
+        client_id=connection.client_id,
+        client_secret=secrets.client_secret,
+        auth=auth,
+    )
+    abaha = AbahaClient(base_url=settings.abaha_api_url, shop_id=shop_id, api_token=secrets.abaha_api_token)
+    return ShopContext(connection=connection, kiotviet=kiotviet, abaha=abaha, state=services.state)

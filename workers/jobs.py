@@ -1,0 +1,72 @@
+"""RQ entry points: JSON arguments in, adapters built, the pure core called."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import structlog
+from rq import get_current_job
+
+from adapters.errors import PermanentError
+from config import Settings
+from schemas.events import Event, EventSchema
+from wiring import Services, build_services
+from workers.catalog import CATALOG_HANDLERS
+from workers.context import ShopContext, shop_context
+
+log = structlog.get_logger(__name__)
+NOT_APPLIED, IGNORED, FAILED = "not_applied", "ignored", "failed"
+
+
+@functools.cache
+def process_services() -> Services:
+    """The worker process's services, built once from the environment."""
+    return build_services(Settings.from_env())
+
+
+def apply_event(event_json: dict[str, Any]) -> dict[str, Any]:
+    """Apply one normalized event; the job's result records what happened."""
+    event: Event = EventSchema().load(event_json)
+    job = get_current_job()
+    structlog.contextvars.bind_contextvars(
+        event_id=event.id, job_id=job.id if job else None, shop_id=event.shop_id, event_type=event.type
+    )
+    services = process_services()
+    try:
+        outcome = run_event(event, services)
+        services.state.count(event.shop_id, outcome)
+        log.info("event.done", outcome=outcome, entity_id=event.entity_id)
+        return {"outcome": outcome}
+    except PermanentError as exc:
+        if job is not None:
+            job.retries_left = 0  # retrying cannot help until someone changes something
+        services.state.count(event.shop_id, FAILED)
+        log.error("event.failed", reason=str(exc), entity_id=event.entity_id)
+        raise
+    except Exception as exc:
+        if job is None or not job.retries_left:
+            services.state.count(event.shop_id, FAILED)
+        log.warning("event.retry_later", reason=str(exc), error=type(exc).__name__)
+        raise
+    finally:
+        structlog.contextvars.clear_contextvars()
+
+
+def run_event(event: Event, services: Services) -> str:
+    """Apply `event` for its shop; the outcome is one of the counted ones."""
+    ctx = shop_context(services, event.shop_id)
+    if ctx is None:
+        log.info("event.shop_not_connected")
+        return IGNORED
+    return apply(event, ctx)
+
+
+def apply(event: Event, ctx: ShopContext) -> str:
+    """Dispatch to the handler of the event's type, or park what is not applied yet."""
+    handler = CATALOG_HANDLERS.get(event.type) if event.source == "kiotviet" else None
+    if handler is None:
+        ctx.state.park(ctx.connection.shop_id, event.to_json())
+        log.info("event.not_yet_applied")
+        return NOT_APPLIED
+    return handler(event, ctx)
