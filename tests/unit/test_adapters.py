@@ -37,17 +37,19 @@ def token_answer(value: str) -> dict:
 
 @responses.activate
 def test_token_is_fetched_once_and_shared_by_clients_through_redis(redis: fakeredis.FakeRedis) -> None:
-    token = responses.post(TOKEN_URL, json=token_answer("t1"), match=[matchers.urlencoded_params_matcher(
+    token = responses.post(TOKEN_URL, json=token_answer("kv-access-token-1"), match=[matchers.urlencoded_params_matcher(
         {"client_id": "cid", "client_secret": "csecret", "grant_type": "client_credentials",
          "scopes": "PublicApi.Access", "scope": "PublicApi.Access"})])  # fmt: skip
-    responses.get(f"{API}/branches", json={"total": 1, "data": [{"id": 11}]},
-                  match=[matchers.header_matcher({"Retailer": "demo", "Authorization": "Bearer t1"})])  # fmt: skip
+    expected = {"Retailer": "demo", "Authorization": "Bearer kv-access-token-1"}
+    responses.get(f"{API}/branches", json={"total": 1, "data": [{"id": 11}]}, match=[matchers.header_matcher(expected)])
     assert kiotviet(redis).branches() == [{"id": 11}]
     assert kiotviet(redis).branches() == [{"id": 11}]  # another process, same Redis
     assert token.call_count == 1
     ttl = redis.ttl(next(iter(redis.scan_iter("sync:kvtoken:*"))))
     assert 86400 - 60 - 5 < ttl <= 86400 - 60  # refreshed a minute early
-    assert b"t1" not in b"".join(redis.get(k) or b"" for k in redis.scan_iter("sync:kvtoken:*"))  # encrypted
+    assert b"kv-access-token-1" not in b"".join(
+        redis.get(k) or b"" for k in redis.scan_iter("sync:kvtoken:*")
+    )  # encrypted
 
 
 @responses.activate
