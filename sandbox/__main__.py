@@ -9,6 +9,7 @@ import sys
 import threading
 from pathlib import Path
 
+from logs import configure_logging
 from sandbox.kiotviet import demo_retailer
 from sandbox.stack import ROOT, LocalStack
 from wiring import local_secret
@@ -20,6 +21,7 @@ def main() -> int:
     state_dir = Path(os.environ.get("LOCAL_STATE_DIR", ROOT / ".local"))
     env = dict(os.environ)
     env.setdefault("LOG_FORMAT", "console")
+    configure_logging(env["LOG_FORMAT"])
     env.setdefault("ADMIN_TOKEN", local_secret(str(state_dir), "admin_token"))
     env.setdefault("SECRET_KEY", local_secret(str(state_dir), "secret_key"))
     stack = LocalStack(state_dir, environ=env, web_port=int(env.get("PORT", 8000)),
