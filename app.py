@@ -18,7 +18,7 @@ from admin import auth, cli, views
 from admin.metrics import SyncCollector
 from config import Settings
 from logs import configure_logging
-from webhooks import kiotviet
+from webhooks import abaha, kiotviet
 from wiring import Services, build_services, current_services
 
 log = structlog.get_logger(__name__)
@@ -33,6 +33,7 @@ def create_app(overrides: Mapping[str, Any] | None = None, services: Services | 
     services = services or build_services(settings)
     app.extensions["sync"] = services
     app.register_blueprint(kiotviet.blueprint)
+    app.register_blueprint(abaha.blueprint)
     register_health(app, services.redis)
     register_metrics(app)
     cli.register_commands(app)

@@ -15,6 +15,7 @@ from redis.retry import Retry
 from adapters.connections import ConnectionStore
 from adapters.embedded_redis import ensure_embedded_redis
 from adapters.inbox import EventInbox
+from adapters.links import LinkStore
 from adapters.state import SyncState
 from adapters.vault import Vault
 from config import ConfigError, Settings
@@ -32,6 +33,7 @@ class Services:
     connections: ConnectionStore
     state: SyncState
     inbox: EventInbox
+    links: LinkStore
     vault: Vault
 
 
@@ -57,6 +59,7 @@ def services_on(settings: Settings, client: redis.Redis, url: str) -> Services:
         connections=ConnectionStore(client, vault),
         state=SyncState(client),
         inbox=EventInbox(client),
+        links=LinkStore(client),
         vault=vault,
     )
 

@@ -60,6 +60,22 @@ class AbahaClient:
     def delete_price(self, kv_id: int, product_kv_id: int) -> None:
         self.request("DELETE", f"/price-lists/{kv_id}/prices/{product_kv_id}", missing_ok=True)
 
+    def link_order(self, abaha_order_id: int, kv_order_id: int, kv_order_code: str) -> None:
+        body = {"kv_order_id": kv_order_id, "kv_order_code": kv_order_code}
+        self.request("PUT", f"/orders/{abaha_order_id}/kiotviet", json=body)
+
+    def set_order_status(self, abaha_order_id: int, body: dict[str, Any]) -> None:
+        """Completed / Cancelled; a 409 `status_final` raises AbahaRejected with that code."""
+        self.request("PUT", f"/orders/{abaha_order_id}/status", json=body)
+
+    def put_customer_group(self, kv_id: int, body: dict[str, Any]) -> None:
+        self.request("PUT", f"/customer-groups/{kv_id}", json=body)
+
+    def put_customer(self, kv_id: int, body: dict[str, Any]) -> int:
+        """Create or update the customer linked to KiotViet's `kv_id`; answer Abaha's id."""
+        answer = self.request("PUT", f"/customers/by-kiotviet/{kv_id}", json=body)
+        return int(answer["id"])
+
 
 def _translate(method: str, path: str, response: requests.Response) -> Any:
     status = response.status_code

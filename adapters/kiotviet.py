@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import redis
 import requests
@@ -144,6 +145,40 @@ class KiotVietClient:
         body = self.request("GET", f"/products/{product_id}", params={"includeInventory": "true"})
         product: KvProduct = ProductSchema().load(body)
         return product
+
+    def product_by_code(self, code: str) -> KvProduct:
+        body = self.request("GET", f"/products/code/{quote(code, safe='')}")
+        product: KvProduct = ProductSchema().load(body)
+        return product
+
+    def create_order(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST /orders once (never retried in place); KiotViet answers the new id and code."""
+        answer: dict[str, Any] = lower_keys(self.request("POST", "/orders", json=body))
+        return answer.get("data") if isinstance(answer.get("data"), dict) else answer  # type: ignore[return-value]
+
+    def order(self, order_id: int) -> dict[str, Any]:
+        answer: dict[str, Any] = lower_keys(self.request("GET", f"/orders/{order_id}"))
+        return answer
+
+    def customers_by_phone(self, phone: str) -> list[dict[str, Any]]:
+        answer = self.request("GET", "/customers", params={"contactNumber": phone, "pageSize": PAGE_SIZE})
+        return [lower_keys(item) for item in answer.get("data") or []]
+
+    def customer(self, customer_id: int) -> dict[str, Any]:
+        answer: dict[str, Any] = lower_keys(
+            self.request("GET", f"/customers/{customer_id}", params={"includeCustomerGroup": "true"})
+        )
+        return answer
+
+    def create_customer(self, body: dict[str, Any]) -> dict[str, Any]:
+        answer: dict[str, Any] = lower_keys(self.request("POST", "/customers", json=body))
+        return answer.get("data") if isinstance(answer.get("data"), dict) else answer  # type: ignore[return-value]
+
+    def update_customer(self, customer_id: int, body: dict[str, Any]) -> None:
+        self.request("PUT", f"/customers/{customer_id}", json=body)
+
+    def customer_groups(self) -> list[dict[str, Any]]:
+        return [lower_keys(item) for page in self.pages("/customers/group") for item in page.get("data") or []]
 
     def register_webhook(self, kind: str, url: str, secret: str) -> int | str:
         body = {"Webhook": {"Type": kind, "Url": url, "IsActive": True, "Secret": secret,

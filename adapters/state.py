@@ -6,13 +6,15 @@ import contextlib
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
 
 from adapters.errors import TransientError
 
-OUTCOMES = ("applied", "stale", "ignored", "not_applied", "failed", "quarantined")
+OUTCOMES = ("applied", "stale", "ignored", "echo", "not_applied", "failed", "quarantined", "total_mismatch")
+PROBLEMS_KEPT = 100
 LOCK_SECONDS = 120
 
 
@@ -65,6 +67,17 @@ class SyncState:
         values = {_text(k): int(v) for k, v in raw.items()}  # type: ignore[union-attr]
         return {outcome: values.get(outcome, 0) for outcome in OUTCOMES}
 
+    def report(self, shop_id: str, message: str) -> None:
+        """Keep a problem an operator must look at (the newest 100), shown with the connection."""
+        entry = json.dumps({"at": datetime.now(UTC).isoformat(timespec="seconds"), "message": message})
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.lpush(f"sync:problems:{shop_id}", entry)
+        pipe.ltrim(f"sync:problems:{shop_id}", 0, PROBLEMS_KEPT - 1)
+        pipe.execute()
+
+    def problems(self, shop_id: str) -> list[dict[str, Any]]:
+        return [json.loads(e) for e in self._redis.lrange(f"sync:problems:{shop_id}", 0, PROBLEMS_KEPT)]  # type: ignore[union-attr]
+
     def park(self, shop_id: str, event: dict[str, Any]) -> None:
         """Keep the newest event per entity of a type this version does not apply yet."""
         self._redis.hset(f"sync:parked:{shop_id}", f"{event['type']}:{event['entity_id']}", json.dumps(event))
@@ -75,8 +88,9 @@ class SyncState:
 
     def forget_shop(self, shop_id: str) -> None:
         """Drop every piece of bookkeeping of a shop (its connection was deleted)."""
-        keys = [f"sync:stats:{shop_id}", f"sync:parked:{shop_id}"]
-        keys += [_text(k) for k in self._redis.scan_iter(match=f"sync:ver:{shop_id}:*", count=500)]
+        keys = [f"sync:stats:{shop_id}", f"sync:parked:{shop_id}", f"sync:problems:{shop_id}"]
+        for family in ("ver", "links"):
+            keys += [_text(k) for k in self._redis.scan_iter(match=f"sync:{family}:{shop_id}:*", count=500)]
         self._redis.delete(*keys)
 
 

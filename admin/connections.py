@@ -122,7 +122,8 @@ class ConnectionAdmin:
             return None
         counts = self._services.state.counts(shop_id)
         state = {"saved_at": connection.saved_at, "last_sync": None, "counts": counts,
-                 "quarantined": counts.get("quarantined", 0)}  # fmt: skip
+                 "quarantined": counts.get("quarantined", 0),
+                 "problems": self._services.state.problems(shop_id)}  # fmt: skip
         return {**self.describe(connection), "state": state}
 
     def list(self) -> list[dict[str, Any]]:

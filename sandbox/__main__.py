@@ -50,6 +50,10 @@ def register_demo_shop(stack: LocalStack) -> None:
             "branch_id": 11, "surcharge_code": "THK000001", "abaha_api_token": abaha_token}  # fmt: skip
     answer = stack.admin("PUT", f"/admin/connections/{DEMO_SHOP}", json=body)
     answer.raise_for_status()
+    # what the shop would type into Abaha's webhook settings
+    abaha = stack.sandbox.abaha.shops[DEMO_SHOP]
+    abaha.webhook_url = answer.json()["abaha_webhook"]["url"]
+    abaha.webhook_token = answer.json()["abaha_webhook"]["token"]
 
 
 def print_banner(stack: LocalStack) -> None:

@@ -21,7 +21,13 @@ class AbahaShop:
     price_lists: dict[str, dict[str, Any]] = field(default_factory=dict)
     prices: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(dict))
     customer_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+    orders: dict[str, dict[str, Any]] = field(default_factory=dict)
+    customers: dict[str, dict[str, Any]] = field(default_factory=dict)
     writes: list[str] = field(default_factory=list)
+    # where this shop's events go, as configured in Abaha's webhook settings
+    webhook_url: str | None = None
+    webhook_token: str | None = None
+    sign_events: bool = True
 
 
 @dataclass
@@ -55,30 +61,36 @@ def error(status: int, code: str, message: str) -> tuple[Response, int]:
     return jsonify(error={"code": code, "message": message}), status
 
 
+def check_request(sandbox: AbahaSandbox) -> Any:
+    """Injected faults first, then the shop's bearer token; writes are logged."""
+    shop_id = (request.view_args or {}).get("shop_id", "")
+    fault = sandbox.take_fault(request.path)
+    if fault is not None:
+        response, status = error(fault.status, "injected", "sandbox fault")
+        if fault.retry_after is not None:
+            response.headers["Retry-After"] = str(fault.retry_after)
+        return response, status
+    shop = sandbox.shops.get(shop_id)
+    given = request.headers.get("Authorization", "").removeprefix("Bearer ")
+    if shop is None or not hmac.compare_digest(given.encode(), shop.token.encode()):
+        return error(401, "unauthorized", "invalid token")
+    if request.method in WRITES:
+        with sandbox.lock:
+            shop.writes.append(f"{request.method} {request.path.split(shop_id, 1)[1]}")
+    return None
+
+
 def create_blueprints(sandbox: AbahaSandbox) -> list[Blueprint]:
-    return [_api_routes(sandbox), _control_routes(sandbox)]
+    from sandbox import abaha_sales
+
+    return [_api_routes(sandbox), _control_routes(sandbox), abaha_sales.api_routes(sandbox),
+            abaha_sales.control_routes(sandbox)]  # fmt: skip
 
 
 def _api_routes(sandbox: AbahaSandbox) -> Blueprint:  # noqa: C901 - one small closure per route
     bp = Blueprint("abaha_api", __name__, url_prefix="/abaha/v1/shops/<shop_id>")
 
-    @bp.before_request
-    def authenticate() -> Any:
-        shop_id = (request.view_args or {}).get("shop_id", "")
-        fault = sandbox.take_fault(request.path)
-        if fault is not None:
-            response, status = error(fault.status, "injected", "sandbox fault")
-            if fault.retry_after is not None:
-                response.headers["Retry-After"] = str(fault.retry_after)
-            return response, status
-        shop = sandbox.shops.get(shop_id)
-        given = request.headers.get("Authorization", "").removeprefix("Bearer ")
-        if shop is None or not hmac.compare_digest(given.encode(), shop.token.encode()):
-            return error(401, "unauthorized", "invalid token")
-        if request.method in WRITES:
-            with sandbox.lock:
-                shop.writes.append(f"{request.method} {request.path.split(shop_id, 1)[1]}")
-        return None
+    bp.before_request(lambda: check_request(sandbox))
 
     def shop_of(shop_id: str) -> AbahaShop:
         return sandbox.shops[shop_id]

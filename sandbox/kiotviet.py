@@ -29,6 +29,14 @@ def now_text() -> str:
 
 
 @dataclass
+class OrderHold:
+    """Lets a test act (kill a worker) after an order is created but before KiotViet answers."""
+
+    created: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass
 class Retailer:
     """One KiotViet shop's data."""
 
@@ -44,6 +52,12 @@ class Retailer:
     categories: dict[int, dict[str, Any]] = field(default_factory=dict)
     pricebooks: dict[int, dict[str, Any]] = field(default_factory=dict)
     webhooks: dict[int, dict[str, Any]] = field(default_factory=dict)
+    orders: dict[int, dict[str, Any]] = field(default_factory=dict)
+    customers: dict[int, dict[str, Any]] = field(default_factory=dict)
+    customer_groups: list[dict[str, Any]] = field(default_factory=list)
+    ordering_enabled: bool = True
+    # set by a test to hold the answer to the next POST /orders until it says so
+    order_hold: OrderHold | None = None
     get_requests: int = 0
 
 
@@ -54,7 +68,12 @@ class KiotVietSandbox:
         self.lock = threading.RLock()
         self.retailers: dict[str, Retailer] = {}
         self.tokens: dict[str, str] = {}
-        self.next_webhook_id = 1
+        self._next_id = 1
+
+    def new_id(self) -> int:
+        with self.lock:
+            self._next_id += 1
+            return self._next_id
 
     def add_retailer(self, retailer: Retailer) -> Retailer:
         with self.lock:
@@ -86,6 +105,7 @@ def demo_retailer(name: str = "demo", retailer_id: int = 500123456) -> Retailer:
             "inventories": [{"branchId": 11, "onHand": 15, "reserved": 2},
                             {"branchId": 12, "onHand": 4, "reserved": 0}],
         }  # fmt: skip
+    shop.customer_groups = [{"id": 1, "name": "Khách VIP", "discount": 5}]
     shop.pricebooks = {201: {"id": 201, "name": "Giá sỉ", "isActive": True, "isGlobal": True,
                              "prices": {3001: 120000}, "modifiedDate": now_text()}}  # fmt: skip
     return shop
@@ -106,7 +126,10 @@ def sign(body: bytes, secret: str) -> str:
 
 def create_blueprints(sandbox: KiotVietSandbox) -> list[Blueprint]:
     """The token endpoint, the public API, and the control routes."""
-    return [_token_routes(sandbox), _api_routes(sandbox), _control_routes(sandbox)]
+    from sandbox import kiotviet_sales
+
+    return [_token_routes(sandbox), _api_routes(sandbox), _control_routes(sandbox),
+            kiotviet_sales.api_routes(sandbox), kiotviet_sales.control_routes(sandbox)]  # fmt: skip
 
 
 def _token_routes(sandbox: KiotVietSandbox) -> Blueprint:
@@ -128,24 +151,35 @@ def _token_routes(sandbox: KiotVietSandbox) -> Blueprint:
     return bp
 
 
+def authenticated(sandbox: KiotVietSandbox) -> Retailer:
+    """The retailer of the request's token and `Retailer` header, or a 401 like KiotViet's."""
+    token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    name = sandbox.tokens.get(token)
+    if name is None or name != request.headers.get("Retailer"):
+        body = {"responseStatus": {"errorCode": "Unauthorized", "message": "Token không hợp lệ"}}
+        abort(Response(json.dumps(body), 401, content_type="application/json"))
+    retailer = sandbox.retailers[name]
+    if request.method == "GET":
+        retailer.get_requests += 1
+    return retailer
+
+
+def page(items: list[Any]) -> Response:
+    """One page of a list, KiotViet style."""
+    size = min(int(request.args.get("pageSize", 20)), 100)
+    offset = int(request.args.get("currentItem", 0))
+    return jsonify(total=len(items), pageSize=size, data=items[offset : offset + size])
+
+
+def refuse(message: str, status: int = 400) -> tuple[Response, int]:
+    return jsonify(responseStatus={"errorCode": "BadRequest", "message": message}), status
+
+
 def _api_routes(sandbox: KiotVietSandbox) -> Blueprint:
     bp = Blueprint("kv_api", __name__, url_prefix="/kiotviet")
 
     def shop() -> Retailer:
-        token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        name = sandbox.tokens.get(token)
-        if name is None or name != request.headers.get("Retailer"):
-            abort(Response(json.dumps({"responseStatus": {"errorCode": "Unauthorized",
-                                                          "message": "Token không hợp lệ"}}), 401))  # fmt: skip
-        retailer = sandbox.retailers[name]
-        if request.method == "GET":
-            retailer.get_requests += 1
-        return retailer
-
-    def page(items: list[Any]) -> Response:
-        size = min(int(request.args.get("pageSize", 20)), 100)
-        offset = int(request.args.get("currentItem", 0))
-        return jsonify(total=len(items), pageSize=size, data=items[offset : offset + size])
+        return authenticated(sandbox)
 
     @bp.get("/branches")
     def branches() -> Response:
@@ -182,6 +216,11 @@ def _api_routes(sandbox: KiotVietSandbox) -> Blueprint:
         found = shop().products.get(product_id) or abort(404)
         return jsonify(found)
 
+    @bp.get("/products/code/<code>")
+    def product_by_code(code: str) -> Response:
+        found = next((p for p in shop().products.values() if p.get("code") == code), None) or abort(404)
+        return jsonify(found)
+
     @bp.get("/pricebooks/<int:book_id>")
     def pricebook(book_id: int) -> Response:
         book = shop().pricebooks.get(book_id) or abort(404)
@@ -197,10 +236,9 @@ def _api_routes(sandbox: KiotVietSandbox) -> Blueprint:
         retailer = shop()
         hook = (request.get_json(silent=True) or {}).get("Webhook") or {}
         if not hook.get("Type") or not hook.get("Url") or len(hook.get("Secret") or "") < 8:
-            return jsonify(responseStatus={"errorCode": "BadRequest", "message": "Webhook không hợp lệ"}), 400
+            return refuse("Webhook không hợp lệ")
         with sandbox.lock:
-            webhook_id = sandbox.next_webhook_id
-            sandbox.next_webhook_id += 1
+            webhook_id = sandbox.new_id()
             retailer.webhooks[webhook_id] = {"id": webhook_id, "type": hook["Type"], "url": hook["Url"],
                                              "isActive": True, "secret": hook["Secret"]}  # fmt: skip
         return jsonify(id=webhook_id, type=hook["Type"], url=hook["Url"], isActive=True)

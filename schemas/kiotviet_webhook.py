@@ -10,7 +10,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError
 
 from schemas import kiotviet as kv
-from schemas.events import Event, event_id
+from schemas.events import Event, event_id, plain_json
 
 WEBHOOK_TYPES = (
     "customer.update", "customer.delete", "product.update", "product.delete", "stock.update",
@@ -116,7 +116,7 @@ def _read_item(kind: str, item: Any) -> tuple[str, dict[str, Any], str | None]:
     if kind in _UPDATES:
         schema, key = _UPDATES[kind]
         entity = schema.load(item)
-        return key(entity), _plain(asdict(entity)), getattr(entity, "modified_date", None)
+        return key(entity), plain_json(asdict(entity)), getattr(entity, "modified_date", None)
     if kind == "pricebookdetail.delete":
         return _read_price_removal(item)
     removed = int(item["id"] if isinstance(item, dict) else item)
@@ -128,15 +128,6 @@ def _read_price_removal(item: Any) -> tuple[str, dict[str, Any], str | None]:
         raise ValueError("price removal needs PricebookId and ProductIds")
     book, product = int(item["pricebookid"]), int(item["productid"])
     return f"{book}:{product}", {"price_book_id": book, "product_id": product}, None
-
-
-def _plain(value: Any) -> Any:
-    """Tuples as lists, so an event equals itself after a trip through JSON."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _describe(exc: Exception) -> str:

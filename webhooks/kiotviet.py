@@ -20,6 +20,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from schemas.events import iso_utc
 from schemas.kiotviet_webhook import DeliveryRejected, normalize_delivery
+from webhooks.body import read_limited_body
 from wiring import Services, current_services
 
 log = structlog.get_logger(__name__)
@@ -65,10 +66,8 @@ def ingest(services: Services, shop_id: str) -> Response:
 
 def read_body(limit: int) -> bytes:
     """The raw body, refusing (by quarantine) anything larger than `limit`."""
-    if (request.content_length or 0) > limit:
-        raise Rejected(f"body too large: {request.content_length} bytes, limit {limit}")
-    raw = request.stream.read(limit + 1)
-    if len(raw) > limit:
+    raw = read_limited_body(limit)
+    if raw is None:
         raise Rejected(f"body too large: more than {limit} bytes")
     return raw
 

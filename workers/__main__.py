@@ -12,13 +12,26 @@ from config import Settings
 from logs import configure_logging
 from wiring import build_services
 
+JOB_MONITORING_SECONDS = 10
+MAINTENANCE_SECONDS = 30
+WORKER_TTL_SECONDS = 45  # an idle worker wakes every 30 s, so maintenance is not starved
+
 
 def main() -> None:
     settings = Settings.from_env()
     configure_logging(settings.log_format)
     services = build_services(settings)
     queues = [event_queue(services.redis, name) for name in QUEUES]
-    worker = Worker(queues, connection=services.redis, serializer=JSONSerializer)
+    worker = Worker(
+        queues,
+        connection=services.redis,
+        serializer=JSONSerializer,
+        # a killed worker's job is found abandoned ~70 s after its last heartbeat (RQ adds 60 s to
+        # the monitoring interval) and retried by the next maintenance pass of any worker
+        job_monitoring_interval=JOB_MONITORING_SECONDS,
+        maintenance_interval=MAINTENANCE_SECONDS,
+        worker_ttl=WORKER_TTL_SECONDS,
+    )
     worker.work(with_scheduler=True, logging_level=logging.getLevelName(logging.INFO))
 
 

@@ -8,6 +8,7 @@ from adapters.abaha import AbahaClient
 from adapters.connections import Connection
 from adapters.errors import PermanentError
 from adapters.kiotviet import KiotVietAuth, KiotVietClient
+from adapters.links import LinkStore
 from adapters.state import SyncState
 from wiring import Services
 
@@ -20,6 +21,7 @@ class ShopContext:
     kiotviet: KiotVietClient
     abaha: AbahaClient
     state: SyncState
+    links: LinkStore
 
 
 def shop_context(services: Services, shop_id: str) -> ShopContext | None:
@@ -40,4 +42,5 @@ def shop_context(services: Services, shop_id: str) -> ShopContext | None:
         auth=auth,
     )
     abaha = AbahaClient(base_url=settings.abaha_api_url, shop_id=shop_id, api_token=secrets.abaha_api_token)
-    return ShopContext(connection=connection, kiotviet=kiotviet, abaha=abaha, state=services.state)
+    return ShopContext(connection=connection, kiotviet=kiotviet, abaha=abaha, state=services.state,
+                       links=services.links)  # fmt: skip

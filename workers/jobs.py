@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -12,6 +13,7 @@ from adapters.errors import PermanentError
 from config import Settings
 from schemas.events import Event, EventSchema
 from wiring import Services, build_services
+from workers import customers, orders
 from workers.catalog import CATALOG_HANDLERS
 from workers.context import ShopContext, shop_context
 
@@ -62,9 +64,31 @@ def run_event(event: Event, services: Services) -> str:
     return apply(event, ctx)
 
 
+def not_synced(event: Event, ctx: ShopContext) -> str:
+    """Branches are not mirrored, and Abaha keeps customers KiotViet deletes (no delete call)."""
+    log.info("event.not_synced_by_design")
+    return IGNORED
+
+
+HANDLERS: dict[tuple[str, str], Callable[[Event, ShopContext], str]] = {
+    **{("kiotviet", kind): handler for kind, handler in CATALOG_HANDLERS.items()},
+    ("kiotviet", "order.update"): orders.apply_kiotviet_order,
+    ("kiotviet", "invoice.update"): orders.apply_kiotviet_invoice,
+    ("kiotviet", "customer.update"): customers.apply_kiotviet_customer,
+    ("kiotviet", "customer.delete"): not_synced,
+    ("kiotviet", "branch.update"): not_synced,
+    ("kiotviet", "branch.delete"): not_synced,
+    ("abaha", "order.created"): orders.apply_abaha_order,
+    ("abaha", "order.updated"): orders.apply_abaha_order,
+    ("abaha", "order.status_changed"): orders.ignore_abaha_status_change,
+    ("abaha", "customer.created"): customers.apply_abaha_customer,
+    ("abaha", "customer.updated"): customers.apply_abaha_customer,
+}
+
+
 def apply(event: Event, ctx: ShopContext) -> str:
     """Dispatch to the handler of the event's type, or park what is not applied yet."""
-    handler = CATALOG_HANDLERS.get(event.type) if event.source == "kiotviet" else None
+    handler = HANDLERS.get((event.source, event.type))
     if handler is None:
         ctx.state.park(ctx.connection.shop_id, event.to_json())
         log.info("event.not_yet_applied")

@@ -75,6 +75,8 @@ def connect_shop(stack: LocalStack, **overrides: Any) -> Shop:
             "branch_id": 11, "surcharge_code": "THK000001", "abaha_api_token": token, **overrides}  # fmt: skip
     answer = stack.admin("PUT", f"/admin/connections/{shop_id}", json=body)
     assert answer.status_code == 200, answer.text
+    hook = answer.json()["abaha_webhook"]
+    abaha.webhook_url, abaha.webhook_token = hook["url"], hook["token"]
     return Shop(stack, shop_id, retailer, abaha, token, answer.json())
 
 

@@ -104,8 +104,8 @@ def test_a_permanent_refusal_fails_the_job_and_a_replay_applies_it(stack: LocalS
     wait_for(lambda: shop.abaha.categories.get("106"))
 
 
-def test_orders_and_customers_are_accepted_and_parked(shop: Shop) -> None:
-    body = json.dumps(sample("kiotviet/order.update.completed")).encode()
-    assert post(shop, body, "order.update").json()["status"] == "accepted"
-    wait_for(lambda: shop.counts()["not_applied"] == 1)
+def test_branch_changes_are_accepted_and_ignored(shop: Shop) -> None:
+    body = json.dumps(sample("kiotviet/branch.update")).encode()
+    assert post(shop, body, "branch.update").json()["status"] == "accepted"
+    wait_for(lambda: shop.counts()["ignored"] == 1)
     assert shop.abaha.writes == []

@@ -9,6 +9,7 @@ import pytest
 
 from adapters.connections import Connection
 from adapters.errors import AbahaNotFound
+from adapters.links import LinkStore
 from adapters.state import SyncState
 from schemas.events import Event
 from schemas.kiotviet import ProductSchema
@@ -87,7 +88,8 @@ def kiotviet() -> FakeKiotViet:
 @pytest.fixture
 def ctx(abaha: FakeAbaha, kiotviet: FakeKiotViet) -> ShopContext:
     connection = Connection(shop_id=SHOP, retailer="demo", client_id="cid", branch_id=11)
-    return ShopContext(connection, kiotviet, abaha, SyncState(fakeredis.FakeRedis()))  # type: ignore[arg-type]
+    redis = fakeredis.FakeRedis()
+    return ShopContext(connection, kiotviet, abaha, SyncState(redis), LinkStore(redis))  # type: ignore[arg-type]
 
 
 def events_of(name: str, edit: Any = None, received: str = "2026-11-30T08:00:00+00:00") -> list[Event]:
@@ -209,9 +211,16 @@ def test_price_of_an_unknown_price_list_creates_the_list_first(
     assert abaha.prices[(201, 3001)] == 125000
 
 
-@pytest.mark.parametrize("name", ["order.update.completed", "customer.update", "invoice.update", "branch.update"])
-def test_types_not_applied_yet_are_parked_not_dropped(ctx: ShopContext, abaha: FakeAbaha, name: str) -> None:
-    (event,) = events_of(name)
-    assert apply(event, ctx) == "not_applied"
+def test_a_type_without_a_handler_is_parked_not_dropped(ctx: ShopContext, abaha: FakeAbaha) -> None:
+    (event,) = events_of("branch.update")
+    unknown = replace(event, type="branch.merge")
+    assert apply(unknown, ctx) == "not_applied"
     assert abaha.calls == []
-    assert [p["id"] for p in ctx.state.parked(SHOP)] == [event.id]
+    assert [p["id"] for p in ctx.state.parked(SHOP)] == [unknown.id]
+
+
+@pytest.mark.parametrize("name", ["branch.update", "branch.delete", "customer.delete"])
+def test_branches_and_customer_deletes_are_ignored_by_design(ctx: ShopContext, abaha: FakeAbaha, name: str) -> None:
+    (event,) = events_of(name)[:1]
+    assert apply(event, ctx) == "ignored"
+    assert abaha.calls == []

@@ -1,0 +1,82 @@
+"""What ties an entity on one side to the other: orders made, customers linked, our own writes.
+
+An order's record is written *before* KiotViet is asked to create it (the intent), so a retry
+after a crash knows to look for the order a previous attempt may have made.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+
+
+class LinkStore:
+    """Per-shop links in Redis hashes `sync:links:{shop}:{what}`."""
+
+    def __init__(self, redis_client: redis.Redis) -> None:
+        self._redis = redis_client
+
+    def _key(self, shop_id: str, what: str) -> str:
+        return f"sync:links:{shop_id}:{what}"
+
+    def order_record(self, shop_id: str, abaha_order_id: int) -> dict[str, Any] | None:
+        raw = self._redis.hget(self._key(shop_id, "orders"), str(abaha_order_id))
+        return json.loads(raw) if raw else None  # type: ignore[arg-type]
+
+    def record_intent(self, shop_id: str, abaha_order_id: int) -> dict[str, Any]:
+        """Say, before asking KiotViet, that this order is about to be created."""
+        record = {"state": "intent", "since": datetime.now(UTC).isoformat()}
+        self._redis.hset(self._key(shop_id, "orders"), str(abaha_order_id), json.dumps(record))
+        return record
+
+    def clear_intent(self, shop_id: str, abaha_order_id: int) -> None:
+        """KiotViet refused the order: nothing was created, a replay may try again."""
+        self._redis.hdel(self._key(shop_id, "orders"), str(abaha_order_id))
+
+    def record_created(self, shop_id: str, abaha_order_id: int, kv_order_id: int, kv_order_code: str) -> dict[str, Any]:
+        record = {"state": "created", "kv_id": kv_order_id, "kv_code": kv_order_code}
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hset(self._key(shop_id, "orders"), str(abaha_order_id), json.dumps(record))
+        pipe.hset(self._key(shop_id, "kvorders"), str(kv_order_id), str(abaha_order_id))
+        pipe.execute()
+        return record
+
+    def record_linked(self, shop_id: str, abaha_order_id: int, record: dict[str, Any], **facts: Any) -> None:
+        """The link is written back on Abaha; keep what the check of totals found."""
+        done = {**record, "state": "linked", **facts}
+        self._redis.hset(self._key(shop_id, "orders"), str(abaha_order_id), json.dumps(done))
+
+    def abaha_order_for(self, shop_id: str, kv_order_id: int) -> int | None:
+        raw = self._redis.hget(self._key(shop_id, "kvorders"), str(kv_order_id))
+        return int(raw) if raw else None  # type: ignore[arg-type]
+
+    def link_customer(self, shop_id: str, kv_id: int, abaha_id: int) -> None:
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hset(self._key(shop_id, "customers_by_kv"), str(kv_id), str(abaha_id))
+        pipe.hset(self._key(shop_id, "customers_by_abaha"), str(abaha_id), str(kv_id))
+        pipe.execute()
+
+    def abaha_customer_for(self, shop_id: str, kv_id: int) -> int | None:
+        raw = self._redis.hget(self._key(shop_id, "customers_by_kv"), str(kv_id))
+        return int(raw) if raw else None  # type: ignore[arg-type]
+
+    def kv_customer_for(self, shop_id: str, abaha_id: int) -> int | None:
+        raw = self._redis.hget(self._key(shop_id, "customers_by_abaha"), str(abaha_id))
+        return int(raw) if raw else None  # type: ignore[arg-type]
+
+    def remember_write(self, shop_id: str, side: str, entity_id: int, fingerprint: str) -> None:
+        """We just wrote this content to `side`: when it comes back as a change, it is our echo."""
+        self._redis.hset(self._key(shop_id, "echo"), f"{side}:{entity_id}", fingerprint)
+
+    def take_echo(self, shop_id: str, side: str, entity_id: int, fingerprint: str) -> bool:
+        """True when a change from `side` only repeats what we wrote there. The marker is used
+        up either way: after one change from that side, the next is judged on its own."""
+        key, field = self._key(shop_id, "echo"), f"{side}:{entity_id}"
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hget(key, field)
+        pipe.hdel(key, field)
+        written, _ = pipe.execute()
+        return written is not None and written.decode() == fingerprint

@@ -1,0 +1,178 @@
+"""Customers both ways, matched by phone, without loops.
+
+A write the service makes is remembered by the fingerprint of what it wrote; when the other
+side reports a change with exactly that content, it is our own echo and is dropped. A real
+edit has other content and goes through. Conflicts resolve by modification time: both sides'
+changes of a linked customer share one version guard.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+import structlog
+
+from schemas.abaha import AbahaCustomer, AbahaOrder
+from schemas.events import Event
+from schemas.kiotviet import KvCustomer
+from workers.catalog import guarded
+from workers.context import ShopContext
+
+log = structlog.get_logger(__name__)
+ECHO = "echo"
+KIOTVIET, ABAHA = "kiotviet", "abaha"
+
+
+def fingerprint(name: Any, phone: Any, email: Any, address: Any, gender: Any, birth_date: Any) -> str:
+    """The content both sides share, normalized so that the same customer hashes the same."""
+    fields = [
+        (name or "").strip(),
+        re.sub(r"\D", "", phone or ""),
+        (email or "").strip().lower(),
+        (address or "").strip(),
+        gender or "",
+        (birth_date or "")[:10],
+    ]
+    return hashlib.sha256(json.dumps(fields, ensure_ascii=False).encode()).hexdigest()[:32]
+
+
+def _gender_word(male: bool | None) -> str | None:
+    return None if male is None else ("male" if male else "female")
+
+
+def kiotviet_fingerprint(c: KvCustomer) -> str:
+    return fingerprint(c.name, c.contact_number, c.email, c.address, _gender_word(c.gender), c.birth_date)
+
+
+def abaha_fingerprint(c: AbahaCustomer) -> str:
+    return fingerprint(c.name, c.phone, c.email, c.address, c.gender, c.birth_date)
+
+
+def apply_kiotviet_customer(event: Event, ctx: ShopContext) -> str:
+    """A KiotViet customer created or edited → the linked (or a new) Abaha customer."""
+    customer = KvCustomer(**event.data)
+    shop = ctx.connection.shop_id
+    content = kiotviet_fingerprint(customer)
+    if ctx.links.take_echo(shop, KIOTVIET, customer.id, content):
+        log.info("customer.echo_dropped", side=KIOTVIET, kv_customer_id=customer.id)
+        return ECHO
+
+    def write() -> None:
+        abaha_id = ctx.links.abaha_customer_for(shop, customer.id)
+        if abaha_id is not None:
+            ctx.links.remember_write(shop, ABAHA, abaha_id, content)
+        body: dict[str, Any] = {
+            "code": customer.code, "name": customer.name, "phone": customer.contact_number,
+            "email": customer.email, "gender": _gender_word(customer.gender),
+            "birth_date": (customer.birth_date or "")[:10] or None, "address": customer.address,
+            "group_kv_ids": group_ids(customer.id, ctx), "source_modified_at": customer.modified_date or event.version,
+        }  # fmt: skip
+        if abaha_id is not None:
+            body["abaha_id"] = abaha_id
+        linked = ctx.abaha.put_customer(customer.id, body)
+        ctx.links.remember_write(shop, ABAHA, linked, content)
+        ctx.links.link_customer(shop, customer.id, linked)
+
+    return guarded(ctx, event, "customer", str(customer.id), write)
+
+
+def apply_abaha_customer(event: Event, ctx: ShopContext) -> str:
+    """An Abaha customer created or edited → KiotViet (matched by phone first), then linked."""
+    customer = AbahaCustomer(**event.data)
+    shop = ctx.connection.shop_id
+    content = abaha_fingerprint(customer)
+    if ctx.links.take_echo(shop, ABAHA, customer.id, content):
+        log.info("customer.echo_dropped", side=ABAHA, abaha_customer_id=customer.id)
+        return ECHO
+    with ctx.state.entity_lock(shop, "abaha_customer", str(customer.id)):
+        kv_id = customer.kv_id or ctx.links.kv_customer_for(shop, customer.id) or find_by_phone(customer.phone, ctx)
+        if kv_id is None:
+            kv_id = create_kiotviet_customer(customer, content, ctx)
+            write_kiotviet = False
+        else:
+            write_kiotviet = True
+
+        def write() -> None:
+            if write_kiotviet:
+                ctx.links.remember_write(shop, KIOTVIET, kv_id, content)
+                ctx.kiotviet.update_customer(kv_id, kiotviet_customer_body(customer, ctx))
+            link_on_abaha(customer, kv_id, content, ctx)
+
+        return guarded(ctx, event, "customer", str(kv_id), write)
+
+
+def create_kiotviet_customer(customer: AbahaCustomer, content: str, ctx: ShopContext) -> int:
+    created = ctx.kiotviet.create_customer(kiotviet_customer_body(customer, ctx))
+    kv_id = int(created["id"])
+    ctx.links.remember_write(ctx.connection.shop_id, KIOTVIET, kv_id, content)
+    log.info("customer.created_in_kiotviet", kv_customer_id=kv_id, abaha_customer_id=customer.id)
+    return kv_id
+
+
+def link_on_abaha(customer: AbahaCustomer, kv_id: int, content: str, ctx: ShopContext) -> None:
+    shop = ctx.connection.shop_id
+    ctx.links.remember_write(shop, ABAHA, customer.id, content)
+    body = {"abaha_id": customer.id, "name": customer.name, "phone": customer.phone, "email": customer.email,
+            "gender": customer.gender, "birth_date": customer.birth_date, "address": customer.address,
+            "source_modified_at": customer.updated_at}  # fmt: skip
+    ctx.abaha.put_customer(kv_id, body)
+    ctx.links.link_customer(shop, kv_id, customer.id)
+
+
+def kiotviet_customer_body(customer: AbahaCustomer, ctx: ShopContext) -> dict[str, Any]:
+    location = " - ".join(part for part in (customer.province, customer.district) if part)
+    gender = None if customer.gender is None else customer.gender == "male"
+    return {"name": customer.name, "contactNumber": customer.phone, "email": customer.email,
+            "address": customer.address, "gender": gender, "birthDate": customer.birth_date,
+            "locationName": location or None, "wardName": customer.ward,
+            "branchId": ctx.connection.branch_id}  # fmt: skip
+
+
+def find_by_phone(phone: str | None, ctx: ShopContext) -> int | None:
+    """The KiotViet customer with this phone number, so no duplicate is made."""
+    digits = re.sub(r"\D", "", phone or "")
+    if not digits:
+        return None
+    for match in ctx.kiotviet.customers_by_phone(digits):
+        if re.sub(r"\D", "", str(match.get("contactnumber") or "")) == digits:
+            return int(match["id"])
+    return None
+
+
+def kiotviet_customer_for_order(order: AbahaOrder, ctx: ShopContext) -> int | None:
+    """The KiotViet customer of an Abaha order: matched by phone, or created and linked."""
+    buyer = order.customer or order.shipping_address
+    if buyer is None or not buyer.phone:
+        return None  # KiotViet's walk-in customer
+    found = find_by_phone(buyer.phone, ctx)
+    if found is not None:
+        return found
+    location = " - ".join(part for part in (buyer.province, buyer.district) if part)
+    body = {"name": buyer.name, "contactNumber": buyer.phone, "address": buyer.address,
+            "locationName": location or None, "wardName": buyer.ward, "branchId": ctx.connection.branch_id}  # fmt: skip
+    kv_id = int(ctx.kiotviet.create_customer(body)["id"])
+    content = fingerprint(buyer.name, buyer.phone, None, buyer.address, None, None)
+    ctx.links.remember_write(ctx.connection.shop_id, KIOTVIET, kv_id, content)
+    return kv_id
+
+
+def group_ids(kv_customer_id: int, ctx: ShopContext) -> list[int]:
+    """The customer's KiotViet groups, each put on Abaha (webhooks do not carry them)."""
+    detail = ctx.kiotviet.customer(kv_customer_id)
+    wanted = detail.get("groupids")
+    names = detail.get("groups")
+    if not wanted and not names:
+        return []
+    groups = {int(g["id"]): g for g in ctx.kiotviet.customer_groups()}
+    if not wanted:
+        listed = [n.strip() for n in re.split(r"[|,]", names)] if isinstance(names, str) else []
+        wanted = [gid for gid, g in groups.items() if g.get("name") in listed]
+    for gid in wanted:
+        if gid in groups:
+            ctx.abaha.put_customer_group(
+                gid, {"name": groups[gid].get("name"), "discount": groups[gid].get("discount")}
+            )
+    return [int(g) for g in wanted]
