@@ -30,6 +30,7 @@ class Settings:
     log_format: str
     reconcile_interval: int
     state_dir: str
+    kiotviet_hourly_budget: int = 5000
     max_body_bytes: int = MAX_BODY_BYTES
 
     @classmethod
@@ -39,10 +40,8 @@ class Settings:
         log_format = env.get("LOG_FORMAT", "json").strip().lower()
         if log_format not in ("json", "console"):
             raise ConfigError(f"LOG_FORMAT must be 'json' or 'console', not {log_format!r}")
-        try:
-            reconcile_interval = int(env.get("RECONCILE_INTERVAL", "900"))
-        except ValueError as exc:
-            raise ConfigError("RECONCILE_INTERVAL must be a whole number of seconds") from exc
+        reconcile_interval = _whole(env, "RECONCILE_INTERVAL", 900)
+        hourly_budget = _whole(env, "KIOTVIET_HOURLY_BUDGET", 5000)
         return cls(
             redis_url=_blank_to_none(env.get("REDIS_URL")),
             kiotviet_api_url=env.get("KIOTVIET_API_URL", DEFAULT_KIOTVIET_API_URL).rstrip("/"),
@@ -54,6 +53,7 @@ class Settings:
             log_format=log_format,
             reconcile_interval=reconcile_interval,
             state_dir=env.get("LOCAL_STATE_DIR", os.path.join(os.getcwd(), ".local")),
+            kiotviet_hourly_budget=hourly_budget,
         )
 
     @property
@@ -64,6 +64,16 @@ class Settings:
     def with_overrides(self, overrides: Mapping[str, Any] | None) -> Settings:
         """Return a copy with some fields replaced (used by tests and the local stack)."""
         return replace(self, **dict(overrides or {}))
+
+
+def _whole(env: Mapping[str, str], name: str, default: int) -> int:
+    try:
+        value = int(env.get(name, str(default)))
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a whole number") from exc
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative")
+    return value
 
 
 def _blank_to_none(value: str | None) -> str | None:

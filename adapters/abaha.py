@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import requests
@@ -43,6 +44,14 @@ class AbahaClient:
     def put_product(self, kv_id: int, body: dict[str, Any]) -> None:
         self.request("PUT", f"/products/{kv_id}", json=body)
 
+    def put_products_batch(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Upsert up to 100 products in one call; answer Abaha's result per item."""
+        results: list[dict[str, Any]] = []
+        for start in range(0, len(items), PRODUCTS_PER_BATCH):
+            answer = self.request("PUT", "/products:batch", json={"items": items[start : start + PRODUCTS_PER_BATCH]})
+            results += answer.get("results") or []
+        return results
+
     def patch_product(self, kv_id: int, body: dict[str, Any]) -> None:
         self.request("PATCH", f"/products/{kv_id}", json=body)
 
@@ -67,6 +76,14 @@ class AbahaClient:
     def set_order_status(self, abaha_order_id: int, body: dict[str, Any]) -> None:
         """Completed / Cancelled; a 409 `status_final` raises AbahaRejected with that code."""
         self.request("PUT", f"/orders/{abaha_order_id}/status", json=body)
+
+    def changed_since(self, path: str, since: str) -> Iterator[list[dict[str, Any]]]:
+        """Pages of orders or customers changed since `since` (reconciliation)."""
+        page: int | None = 1
+        while page is not None:
+            answer = self.request("GET", path, params={"updated_since": since, "page": page, "per_page": 100})
+            yield list(answer.get("data") or [])
+            page = answer.get("next_page")
 
     def put_customer_group(self, kv_id: int, body: dict[str, Any]) -> None:
         self.request("PUT", f"/customer-groups/{kv_id}", json=body)

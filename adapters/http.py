@@ -18,16 +18,25 @@ TIMEOUT = (5.0, 30.0)  # connect, read
 MAX_INLINE_RETRY_AFTER = 30
 
 
-def make_session(retry_methods: Iterable[str], attempts: int = 3, backoff: float = 0.5) -> requests.Session:
+class StatusRetry(Retry):
+    """Retries only the statuses it is given, even when a refusal carries Retry-After."""
+
+    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
+        listed = status_code in (self.status_forcelist or ())
+        return listed and super().is_retry(method, status_code, has_retry_after)
+
+
+def make_session(retry_methods: Iterable[str], attempts: int = 3, backoff: float = 0.5,
+                 statuses: Iterable[int] = TRANSIENT_STATUSES) -> requests.Session:  # fmt: skip
     """A session retrying transient failures of `retry_methods` in place."""
-    retry = Retry(
+    retry = StatusRetry(
         total=attempts,
         connect=attempts,
         read=attempts,
         status=attempts,
         backoff_factor=backoff,
         backoff_jitter=backoff,
-        status_forcelist=TRANSIENT_STATUSES,
+        status_forcelist=frozenset(statuses),
         allowed_methods=frozenset(m.upper() for m in retry_methods),
         respect_retry_after_header=True,
         retry_after_max=MAX_INLINE_RETRY_AFTER,

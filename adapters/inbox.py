@@ -15,7 +15,9 @@ from rq.serializers import JSONSerializer
 from schemas.events import Event
 
 EVENTS_QUEUE = "events"
-QUEUES = (EVENTS_QUEUE,)
+SYNC_QUEUE = "sync"
+# workers take from the first queue that has a job: events are never behind a long sync
+QUEUES = (EVENTS_QUEUE, SYNC_QUEUE)
 APPLY_EVENT = "workers.jobs.apply_event"
 CLAIM_SECONDS = 30 * 24 * 3600
 QUARANTINE_KEY = "sync:quarantine"

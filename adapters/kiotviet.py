@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
@@ -12,13 +13,22 @@ import redis
 import requests
 import structlog
 
+from adapters.budget import WEBHOOK, RequestBudget
 from adapters.errors import KiotVietNotFound, KiotVietRejected, TransientError
 from adapters.http import TRANSIENT_STATUSES, make_session, retry_after, send
 from adapters.vault import Vault
 from schemas.kiotviet import KvProduct, ProductSchema, lower_keys
 
 log = structlog.get_logger(__name__)
+
+
+class BudgetExhausted(TransientError):
+    """The shop's GET budget has no token now; `retry_after` says when it will."""
+
+
 PAGE_SIZE = 100  # KiotViet's maximum
+DEFAULT_PAUSE_SECONDS = 60  # after a 429 without Retry-After
+MAX_BUDGET_WAIT = 5.0  # what a webhook-driven fetch may wait for a token
 TOKEN_EARLY_SECONDS = 60
 PROVIDER = "KiotViet"
 
@@ -89,14 +99,20 @@ class KiotVietClient:
         client_secret: str,
         auth: KiotVietAuth,
         session: requests.Session | None = None,
+        budget: RequestBudget | None = None,
+        priority: str = WEBHOOK,
     ) -> None:
         self._base = base_url.rstrip("/")
+        self._budget = budget
+        self._priority = priority
         self._retailer = retailer
         self._client_id = client_id
         self._client_secret = client_secret
         self._auth = auth
-        # POST is not retried in place: creating an order twice is worse than failing once
-        self._session = session or make_session(retry_methods=("GET", "PUT", "DELETE"))
+        # POST is not retried in place: creating an order twice is worse than failing once; a
+        # 429 is not either: it pauses the shop's budget and the job is retried later
+        self._session = session or make_session(retry_methods=("GET", "PUT", "DELETE"),
+                                                statuses=TRANSIENT_STATUSES - {429})  # fmt: skip
 
     def __repr__(self) -> str:
         return f"KiotVietClient(retailer={self._retailer!r})"
@@ -108,9 +124,26 @@ class KiotVietClient:
         if response.status_code == 401:
             token = self._auth.token(self._client_id, self._client_secret, stale=token)
             response = self._send(method, path, token, **kwargs)
+        if response.status_code == 429 and self._budget is not None:
+            self._budget.pause(self._retailer, retry_after(response) or DEFAULT_PAUSE_SECONDS)
         return _translate(method, path, response)
 
+    def _spend_budget(self) -> None:
+        """Wait briefly for a token of the shop's GET budget, or fail transiently."""
+        if self._budget is None:
+            return
+        deadline = time.monotonic() + (MAX_BUDGET_WAIT if self._priority == WEBHOOK else 0)
+        while True:
+            wait = self._budget.take(self._retailer, self._priority)
+            if wait == 0:
+                return
+            if time.monotonic() + wait > deadline:
+                raise BudgetExhausted(f"KiotViet request budget of {self._retailer} is spent for now", wait)
+            time.sleep(wait)
+
     def _send(self, method: str, path: str, token: str, **kwargs: Any) -> requests.Response:
+        if method == "GET":
+            self._spend_budget()
         headers = {"Retailer": self._retailer, "Authorization": f"Bearer {token}"}
         return send(self._session, PROVIDER, method, self._base + path, headers=headers, **kwargs)
 

@@ -1,4 +1,4 @@
-"""What ties an entity on one side to the other: orders made, customers linked, our own writes.
+"""What ties an entity on one side to the other: orders made, customers linked, content synced.
 
 An order's record is written *before* KiotViet is asked to create it (the intent), so a retry
 after a crash knows to look for the order a previous attempt may have made.
@@ -67,16 +67,12 @@ class LinkStore:
         raw = self._redis.hget(self._key(shop_id, "customers_by_abaha"), str(abaha_id))
         return int(raw) if raw else None  # type: ignore[arg-type]
 
-    def remember_write(self, shop_id: str, side: str, entity_id: int, fingerprint: str) -> None:
-        """We just wrote this content to `side`: when it comes back as a change, it is our echo."""
-        self._redis.hset(self._key(shop_id, "echo"), f"{side}:{entity_id}", fingerprint)
+    def remember_content(self, shop_id: str, side: str, entity_id: int, fingerprint: str) -> None:
+        """This content is now on `side` (we wrote it there, or it came from there)."""
+        self._redis.hset(self._key(shop_id, "content"), f"{side}:{entity_id}", fingerprint)
 
-    def take_echo(self, shop_id: str, side: str, entity_id: int, fingerprint: str) -> bool:
-        """True when a change from `side` only repeats what we wrote there. The marker is used
-        up either way: after one change from that side, the next is judged on its own."""
-        key, field = self._key(shop_id, "echo"), f"{side}:{entity_id}"
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.hget(key, field)
-        pipe.hdel(key, field)
-        written, _ = pipe.execute()
-        return written is not None and written.decode() == fingerprint
+    def has_content(self, shop_id: str, side: str, entity_id: int, fingerprint: str) -> bool:
+        """True when a change reported by `side` carries what we already know is there: our
+        own write echoing back, or the same content pulled again. A real edit differs."""
+        known = self._redis.hget(self._key(shop_id, "content"), f"{side}:{entity_id}")
+        return known is not None and known.decode() == fingerprint  # type: ignore[union-attr]

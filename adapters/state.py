@@ -46,10 +46,13 @@ class SyncState:
     def record_version(self, shop_id: str, kind: str, entity_id: str, version: int) -> None:
         self._redis.hset(f"sync:ver:{shop_id}:{kind}", entity_id, version)
 
-    def is_stale(self, shop_id: str, kind: str, entity_id: str, version: int) -> bool:
-        """True when something newer than `version` was already applied."""
+    def is_stale(self, shop_id: str, kind: str, entity_id: str, version: int, *, same_is_stale: bool = False) -> bool:
+        """True when something newer than `version` was already applied (or, with
+        `same_is_stale`, that very version: a redelivery that changes nothing)."""
         applied = self.applied_version(shop_id, kind, entity_id)
-        return applied is not None and version < applied
+        if applied is None:
+            return False
+        return version <= applied if same_is_stale else version < applied
 
     def stock_value(self, shop_id: str, product_id: int) -> int | None:
         """The sellable stock last written to Abaha for a product."""
@@ -89,8 +92,9 @@ class SyncState:
     def forget_shop(self, shop_id: str) -> None:
         """Drop every piece of bookkeeping of a shop (its connection was deleted)."""
         keys = [f"sync:stats:{shop_id}", f"sync:parked:{shop_id}", f"sync:problems:{shop_id}"]
-        for family in ("ver", "links"):
-            keys += [_text(k) for k in self._redis.scan_iter(match=f"sync:{family}:{shop_id}:*", count=500)]
+        # shop ids are letters, digits, '.', '_' and '-': no glob characters, and the ':' after
+        # the id keeps shop-4 from matching shop-42
+        keys += [_text(k) for k in self._redis.scan_iter(match=f"sync:*:{shop_id}:*", count=500)]
         self._redis.delete(*keys)
 
 

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import click
 from flask import Flask
 
+from adapters.syncruns import ENTITIES, SyncRuns
 from admin.connections import ConnectionAdmin, ConnectionInvalid
 from admin.failed import requeue_failed
+from admin.sync import start_sync_run
 from wiring import current_services
 
 
 def register_commands(app: Flask) -> None:
     app.cli.add_command(connections)
     app.cli.add_command(requeue)
+    app.cli.add_command(sync)
 
 
 @click.group()
@@ -74,6 +78,38 @@ def requeue(shop_id: str | None, kind: str | None) -> None:
     """Replay failed jobs."""
     ids = requeue_failed(current_services().redis, shop_id, kind)
     click.echo(f"requeued {len(ids)} job(s)")
+
+
+@click.command("sync")
+@click.argument("shop_id")
+@click.option("--entity", "entities", multiple=True, type=click.Choice(ENTITIES), help="repeat to choose several")
+@click.option("--wait/--no-wait", default=True, help="follow the run with a progress bar")
+def sync(shop_id: str, entities: tuple[str, ...], wait: bool) -> None:
+    """Start a full sync ("Đồng bộ") of a shop, KiotViet → Abaha."""
+    services = current_services()
+    try:
+        run_id = start_sync_run(services, shop_id, {"entities": list(entities)} if entities else {})
+    except ConnectionInvalid as exc:
+        raise click.ClickException("\n".join(exc.errors)) from exc
+    click.echo(f"full sync {run_id} queued")
+    if wait:
+        follow(SyncRuns(services.redis), shop_id, run_id)
+
+
+def follow(runs: SyncRuns, shop_id: str, run_id: str) -> None:
+    """A progress bar over all entities, until the run is done or failed."""
+    with click.progressbar(length=1, label="syncing", show_percent=True, show_pos=True) as bar:
+        while True:
+            run = runs.describe(shop_id, run_id) or {}
+            counts = run.get("entities", {}).values()
+            bar.length = max(1, sum(c["total"] or 0 for c in counts))
+            bar.update(sum(c["done"] for c in counts) - bar.pos)
+            if run.get("state") in ("done", "failed"):
+                break
+            time.sleep(0.5)  # polling the run's progress for the operator's screen
+    click.echo(json.dumps(run, ensure_ascii=False, indent=2))
+    if run.get("state") == "failed":
+        raise click.ClickException("the full sync failed; see its errors above")
 
 
 def _print(value: Any) -> None:

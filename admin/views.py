@@ -7,8 +7,10 @@ from typing import Any
 import structlog
 from flask import Blueprint, Response, jsonify, request
 
+from adapters.syncruns import SyncRuns
 from admin.connections import ConnectionAdmin, ConnectionInvalid
 from admin.failed import requeue_failed
+from admin.sync import start_sync_run
 from wiring import current_services
 
 log = structlog.get_logger(__name__)
@@ -41,6 +43,20 @@ def show_connection(shop_id: str) -> Response | tuple[Response, int]:
 def delete_connection(shop_id: str) -> Response | tuple[Response, int]:
     deleted = ConnectionAdmin(current_services()).delete(shop_id)
     return jsonify(deleted) if deleted else (jsonify(errors=[f"no connection for shop {shop_id}"]), 404)
+
+
+@blueprint.post("/connections/<shop_id>/sync")
+def start_sync(shop_id: str) -> tuple[Response, int]:
+    """Start a full sync of all entities, or of those named in `{"entities": [...]}`."""
+    body = request.get_json(silent=True) if request.content_length else {}
+    run_id = start_sync_run(current_services(), shop_id, body)
+    return jsonify(id=run_id), 202
+
+
+@blueprint.get("/connections/<shop_id>/sync")
+def show_sync(shop_id: str) -> Response | tuple[Response, int]:
+    described = SyncRuns(current_services().redis).describe(shop_id)
+    return jsonify(described) if described else (jsonify(errors=[f"no full sync of shop {shop_id} yet"]), 404)
 
 
 @blueprint.get("/quarantine")

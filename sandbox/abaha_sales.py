@@ -132,8 +132,9 @@ def control_routes(sandbox: AbahaSandbox) -> Blueprint:
     def place_order(shop_id: str) -> Response:
         """A customer places an order on the website: stored, and `order.created` posted."""
         shop = sandbox.shops[shop_id]
-        order = {"status": "new", "created_at": now_text(), "updated_at": now_text(),
-                 **(request.get_json(force=True) or {})}  # fmt: skip
+        # the website stamps a new order itself
+        order = {**(request.get_json(force=True) or {}), "status": "new", "created_at": now_text(),
+                 "updated_at": now_text()}  # fmt: skip
         shop.orders[str(order["id"])] = order
         delivered = None if request.args.get("deliver") == "0" else post_event(shop_id, shop, "order.created", order)
         return jsonify(order=order, delivered=delivered)

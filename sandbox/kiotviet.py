@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import threading
 import uuid
@@ -52,6 +53,8 @@ class Retailer:
     categories: dict[int, dict[str, Any]] = field(default_factory=dict)
     pricebooks: dict[int, dict[str, Any]] = field(default_factory=dict)
     webhooks: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # ids deleted, with when, per list: what `includeRemoveIds` answers
+    removed: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
     orders: dict[int, dict[str, Any]] = field(default_factory=dict)
     customers: dict[int, dict[str, Any]] = field(default_factory=dict)
     customer_groups: list[dict[str, Any]] = field(default_factory=list)
@@ -171,6 +174,26 @@ def page(items: list[Any]) -> Response:
     return jsonify(total=len(items), pageSize=size, data=items[offset : offset + size])
 
 
+def listing(retailer: Retailer, items: list[dict[str, Any]], kind: str, removed_key: str) -> Response:
+    """A page of a list, filtered by `lastModifiedFrom`, with the removed ids when asked."""
+    since = request.args.get("lastModifiedFrom")
+    if since:
+        items = [i for i in items if after(i["modifiedDate"], since)]
+    answer = page(items).get_json()
+    if request.args.get("includeRemoveIds") == "true":
+        answer[removed_key] = [i for i, at in retailer.removed.get(kind, []) if not since or after(at, since)]
+    return jsonify(answer)
+
+
+def after(modified: str, since: str) -> bool:
+    return parse_time(modified) >= parse_time(since)
+
+
+def parse_time(text: str) -> datetime:
+    moment = datetime.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", text))
+    return moment if moment.tzinfo else moment.replace(tzinfo=VIETNAM)
+
+
 def refuse(message: str, status: int = 400) -> tuple[Response, int]:
     return jsonify(responseStatus={"errorCode": "BadRequest", "message": message}), status
 
@@ -200,7 +223,9 @@ def _api_routes(sandbox: KiotVietSandbox) -> Blueprint:
 
     @bp.get("/categories")
     def categories() -> Response:
-        return page(sorted(shop().categories.values(), key=lambda c: c["categoryId"]))
+        retailer = shop()
+        return listing(retailer, sorted(retailer.categories.values(), key=lambda c: c["categoryId"]),
+                       "categories", "removedIds")  # fmt: skip
 
     @bp.get("/categories/<int:category_id>")
     def category(category_id: int) -> Response:
@@ -209,7 +234,18 @@ def _api_routes(sandbox: KiotVietSandbox) -> Blueprint:
 
     @bp.get("/products")
     def products() -> Response:
-        return page(sorted(shop().products.values(), key=lambda p: p["id"]))
+        retailer = shop()
+        return listing(retailer, sorted(retailer.products.values(), key=lambda p: p["id"]), "products", "removeId")
+
+    @bp.get("/productOnHands")
+    def stock() -> Response:
+        retailer = shop()
+        since = request.args.get("lastModifiedFrom")
+        rows = [{"id": p["id"], "code": p.get("code"), "modifiedDate": p.get("stockModifiedDate", p["modifiedDate"]),
+                 "inventories": [{"branchId": i["branchId"], "onhand": i["onHand"], "reserved": i["reserved"]}
+                                 for i in p["inventories"]]}
+                for p in sorted(retailer.products.values(), key=lambda p: p["id"])]  # fmt: skip
+        return page([r for r in rows if not since or after(r["modifiedDate"], since)])
 
     @bp.get("/products/<int:product_id>")
     def product(product_id: int) -> Response:
@@ -221,10 +257,18 @@ def _api_routes(sandbox: KiotVietSandbox) -> Blueprint:
         found = next((p for p in shop().products.values() if p.get("code") == code), None) or abort(404)
         return jsonify(found)
 
+    @bp.get("/pricebooks")
+    def pricebooks() -> Response:
+        books = sorted(shop().pricebooks.values(), key=lambda b: b["id"])
+        return page([{k: v for k, v in b.items() if k != "prices"} for b in books])
+
     @bp.get("/pricebooks/<int:book_id>")
-    def pricebook(book_id: int) -> Response:
-        book = shop().pricebooks.get(book_id) or abort(404)
-        return jsonify({k: v for k, v in book.items() if k != "prices"})
+    def pricebook_details(book_id: int) -> Response:
+        retailer = shop()
+        book = retailer.pricebooks.get(book_id) or abort(404)
+        details = [{"productId": product, "productCode": retailer.products.get(product, {}).get("code"), "price": price}
+                   for product, price in sorted(book["prices"].items())]  # fmt: skip
+        return page(details)
 
     @bp.get("/webhooks")
     def webhooks() -> Response:
@@ -299,6 +343,7 @@ def _control_routes(sandbox: KiotVietSandbox) -> Blueprint:
             rows = [i for i in product["inventories"] if i["branchId"] != branch]
             row = {"branchId": branch, "onHand": change.get("onHand", 0), "reserved": change.get("reserved", 0)}
             product["inventories"] = [*rows, row]
+            product["stockModifiedDate"] = now_text()
             data = {"ProductId": product_id, "ProductCode": product.get("code"), "BranchId": branch,
                     "OnHand": row["onHand"], "Reserved": row["reserved"]}  # fmt: skip
         return answer(found, "stock.update", [data])
@@ -308,6 +353,7 @@ def _control_routes(sandbox: KiotVietSandbox) -> Blueprint:
         found = shop(retailer)
         with sandbox.lock:
             found.products.pop(product_id, None)
+            found.removed.setdefault("products", []).append((product_id, now_text()))
         return answer(found, "product.delete", [{"RemoveId": [product_id]}])
 
     @bp.post("/categories/<int:category_id>")
@@ -345,3 +391,38 @@ def _control_routes(sandbox: KiotVietSandbox) -> Blueprint:
         return jsonify(found.settings)
 
     return bp
+
+
+def grow_catalogue(retailer: Retailer, *, products: int = 0, categories: int = 0, pricebooks: int = 0,
+                   prices_per_book: int = 0, customers: int = 0, first_id: int = 100_000) -> None:  # fmt: skip
+    """Add generated entities, like a shop that has used KiotViet for years (every 7th product
+    inactive, every 11th not for sale)."""
+    stamp = now_text()
+    for n in range(categories):
+        cid = first_id + n
+        retailer.categories[cid] = {"categoryId": cid, "categoryName": f"Danh mục {n}", "parentId": None,
+                                    "modifiedDate": stamp}  # fmt: skip
+    category_ids: list[int | None] = list(retailer.categories) or [None]
+    for n in range(products):
+        pid = first_id + n
+        retailer.products[pid] = {
+            "id": pid, "code": f"SP{pid}", "barCode": f"893{pid}", "name": f"Sản phẩm {n}",
+            "fullName": f"Sản phẩm {n} - Trắng - M", "categoryId": category_ids[n % len(category_ids)],
+            "basePrice": 10_000 + n % 500 * 1_000, "unit": "cái", "weight": 100 + n % 900,
+            "description": "Hàng chính hãng " * 3, "isActive": n % 7 != 0, "allowsSale": n % 11 != 0,
+            "hasVariants": False, "images": [f"https://cdn.example.vn/{pid}.jpg"], "modifiedDate": stamp,
+            "attributes": [{"attributeName": "MÀU SẮC", "attributeValue": "Trắng"}],
+            "inventories": [{"branchId": 11, "onHand": n % 40, "reserved": n % 3},
+                            {"branchId": 12, "onHand": 5, "reserved": 0}],
+        }  # fmt: skip
+    product_ids = sorted(retailer.products)
+    for n in range(pricebooks):
+        bid = first_id + n
+        prices = {pid: 9_000 + i % 300 * 1_000 for i, pid in enumerate(product_ids[:prices_per_book])}
+        retailer.pricebooks[bid] = {"id": bid, "name": f"Bảng giá {n}", "isActive": True, "isGlobal": True,
+                                    "prices": prices, "modifiedDate": stamp}  # fmt: skip
+    for n in range(customers):
+        cid = first_id + n
+        retailer.customers[cid] = {"id": cid, "code": f"KH{cid}", "name": f"Khách {n}", "gender": n % 2 == 0,
+                                   "contactNumber": f"09{cid:08d}", "address": f"{n} Lê Lợi", "modifiedDate": stamp,
+                                   "groups": "Khách VIP" if n % 5 == 0 else ""}  # fmt: skip

@@ -8,8 +8,7 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, jsonify, request
 
-from sandbox.kiotviet import KiotVietSandbox, Retailer, authenticated, deliver, now_text, page, pascal, refuse
-from schemas.kiotviet import parse_kiotviet_datetime
+from sandbox.kiotviet import KiotVietSandbox, Retailer, after, authenticated, deliver, now_text, page, pascal, refuse
 
 STATUS_VALUES = {1: "Phiếu tạm", 2: "Đang giao hàng", 3: "Hoàn thành", 4: "Đã hủy", 5: "Đã xác nhận"}
 
@@ -47,7 +46,7 @@ def api_routes(sandbox: KiotVietSandbox) -> Blueprint:
         since = request.args.get("lastModifiedFrom")
         branch = request.args.get("branchIds")
         found = [o for o in sorted(retailer.orders.values(), key=lambda o: o["id"])
-                 if (not since or _after(o["modifiedDate"], since))
+                 if (not since or after(o["modifiedDate"], since))
                  and (not branch or str(o["branchId"]) == branch)]  # fmt: skip
         return page(found)
 
@@ -58,7 +57,7 @@ def api_routes(sandbox: KiotVietSandbox) -> Blueprint:
         since = request.args.get("lastModifiedFrom")
         found = [c for c in sorted(retailer.customers.values(), key=lambda c: c["id"])
                  if (not phone or c.get("contactNumber") == phone)
-                 and (not since or _after(c["modifiedDate"], since))]  # fmt: skip
+                 and (not since or after(c["modifiedDate"], since))]  # fmt: skip
         return page(found)
 
     @bp.get("/customers/<int:customer_id>")
@@ -166,7 +165,3 @@ def control_routes(sandbox: KiotVietSandbox) -> Blueprint:
         return jsonify(list(shop(retailer).orders.values()))
 
     return bp
-
-
-def _after(modified: str, since: str) -> bool:
-    return parse_kiotviet_datetime(modified) >= parse_kiotviet_datetime(since)

@@ -11,6 +11,7 @@ from adapters.inbox import QUEUES, event_queue
 from config import Settings
 from logs import configure_logging
 from wiring import build_services
+from workers.reconcile import keep_ticking
 
 JOB_MONITORING_SECONDS = 10
 MAINTENANCE_SECONDS = 30
@@ -21,6 +22,7 @@ def main() -> None:
     settings = Settings.from_env()
     configure_logging(settings.log_format)
     services = build_services(settings)
+    keep_ticking(services)
     queues = [event_queue(services.redis, name) for name in QUEUES]
     worker = Worker(
         queues,

@@ -11,7 +11,7 @@ from typing import Any
 
 import structlog
 
-from adapters.errors import AbahaNotFound
+from adapters.errors import AbahaNotFound, PermanentError
 from schemas.events import Event
 from schemas.kiotviet import KvCategory, KvPrice, KvPriceBook, KvProduct, KvStock, PriceBookSchema
 from workers.context import ShopContext
@@ -21,10 +21,10 @@ APPLIED, STALE, IGNORED = "applied", "stale", "ignored"
 
 
 def guarded(ctx: ShopContext, event: Event, kind: str, entity_id: str, write: Callable[[], None]) -> str:
-    """Run `write` unless something newer was applied to the entity; record the version."""
+    """Run `write` unless this version or a newer one was applied to the entity; record it."""
     shop = ctx.connection.shop_id
     with ctx.state.entity_lock(shop, kind, entity_id):
-        if ctx.state.is_stale(shop, kind, entity_id, event.version_micros):
+        if ctx.state.is_stale(shop, kind, entity_id, event.version_micros, same_is_stale=True):
             log.info("event.stale", kind=kind, entity_id=entity_id, version=event.version)
             return STALE
         write()
@@ -41,14 +41,14 @@ def apply_product_update(event: Event, ctx: ShopContext) -> str:
 def apply_product_delete(event: Event, ctx: ShopContext) -> str:
     """Hide, never delete: order history on Abaha keeps pointing at the product."""
     product_id = int(event.data["id"])
+    return guarded(ctx, event, "product", str(product_id), lambda: hide_product(product_id, ctx))
 
-    def hide() -> None:
-        try:
-            ctx.abaha.patch_product(product_id, {"active": False})
-        except AbahaNotFound:
-            log.info("product.delete_unknown_on_abaha", product_id=product_id)
 
-    return guarded(ctx, event, "product", str(product_id), hide)
+def hide_product(product_id: int, ctx: ShopContext) -> None:
+    try:
+        ctx.abaha.patch_product(product_id, {"active": False})
+    except AbahaNotFound:
+        log.info("product.delete_unknown_on_abaha", product_id=product_id)
 
 
 def apply_stock_update(event: Event, ctx: ShopContext) -> str:
@@ -63,7 +63,9 @@ def apply_stock_update(event: Event, ctx: ShopContext) -> str:
             ctx.abaha.patch_product(stock.product_id, {"stock": value})
         except AbahaNotFound:
             # Abaha has not seen this product yet: send all of it
-            ctx.abaha.put_product(stock.product_id, product_body(ctx.kiotviet.product(stock.product_id), value, event))
+            ctx.abaha.put_product(
+                stock.product_id, product_body(ctx.kiotviet.product(stock.product_id), value, event.version)
+            )
         ctx.state.record_stock_value(ctx.connection.shop_id, stock.product_id, value)
 
     return guarded(ctx, event, "stock", f"{stock.product_id}:{stock.branch_id}", write)
@@ -86,7 +88,7 @@ def apply_pricebook_update(event: Event, ctx: ShopContext) -> str:
     """The price list's name and whether it is active; its validity dates are not synced."""
     book = KvPriceBook(**event.data)
     if book.name is None:
-        book = PriceBookSchema().load(ctx.kiotviet.request("GET", f"/pricebooks/{book.id}"))
+        book = fetch_price_book(book.id, ctx)
     body = {"name": book.name, "active": book.is_active is not False}
     return guarded(ctx, event, "pricebook", str(book.id), lambda: ctx.abaha.put_price_list(book.id, body))
 
@@ -113,9 +115,19 @@ def put_price(price: KvPrice, ctx: ShopContext) -> None:
         ctx.abaha.put_prices(price.price_book_id, prices)
     except AbahaNotFound:
         # the price list itself has not reached Abaha yet
-        book = PriceBookSchema().load(ctx.kiotviet.request("GET", f"/pricebooks/{price.price_book_id}"))
+        book = fetch_price_book(price.price_book_id, ctx)
         ctx.abaha.put_price_list(book.id, {"name": book.name, "active": book.is_active is not False})
         ctx.abaha.put_prices(price.price_book_id, prices)
+
+
+def fetch_price_book(book_id: int, ctx: ShopContext) -> KvPriceBook:
+    """A price book's name and flag, from the list (`/pricebooks/{id}` answers its prices)."""
+    for page in ctx.kiotviet.pages("/pricebooks"):
+        for item in page.get("data") or []:
+            if int(item.get("id", 0)) == book_id:
+                found: KvPriceBook = PriceBookSchema().load(item)
+                return found
+    raise PermanentError(f"price book {book_id} is not in KiotViet's list of price books")
 
 
 def complete_product(product: KvProduct, ctx: ShopContext) -> KvProduct:
@@ -137,7 +149,7 @@ def put_product(product: KvProduct, event: Event, ctx: ShopContext) -> None:
             stock: int | None = sellable(inventory.on_hand, inventory.reserved)
         else:
             stock = ctx.state.stock_value(shop, product.id)
-        ctx.abaha.put_product(product.id, product_body(product, stock, event))
+        ctx.abaha.put_product(product.id, product_body(product, stock, event.version))
         if inventory is not None and stock is not None:
             ctx.state.record_stock_value(shop, product.id, stock)
             ctx.state.record_version(
@@ -148,7 +160,7 @@ def put_product(product: KvProduct, event: Event, ctx: ShopContext) -> None:
             )
 
 
-def product_body(product: KvProduct, stock: int | None, event: Event) -> dict[str, Any]:
+def product_body(product: KvProduct, stock: int | None, fallback_version: str) -> dict[str, Any]:
     """Abaha's product body (`abaha-api.md` §1)."""
     return {
         "sku": product.code,
@@ -164,7 +176,7 @@ def product_body(product: KvProduct, stock: int | None, event: Event) -> dict[st
         "attributes": [{"name": a.name, "value": a.value} for a in product.attributes or ()],
         "active": product.is_active is not False and product.allows_sale is not False,
         "stock": stock,
-        "source_modified_at": product.modified_date or event.version,
+        "source_modified_at": product.modified_date or fallback_version,
     }
 
 

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from adapters.abaha import AbahaClient
+from adapters.budget import WEBHOOK, BudgetPolicy, RequestBudget
 from adapters.connections import Connection
 from adapters.errors import PermanentError
 from adapters.kiotviet import KiotVietAuth, KiotVietClient
 from adapters.links import LinkStore
 from adapters.state import SyncState
-from wiring import Services
+from config import Settings
+from wiring import Services, build_services
+
+
+@functools.cache
+def process_services() -> Services:
+    """The worker process's services, built once from the environment."""
+    return build_services(Settings.from_env())
 
 
 @dataclass(frozen=True)
@@ -24,8 +33,9 @@ class ShopContext:
     links: LinkStore
 
 
-def shop_context(services: Services, shop_id: str) -> ShopContext | None:
-    """Build the shop's clients; None when the shop has no connection (any more)."""
+def shop_context(services: Services, shop_id: str, priority: str = WEBHOOK) -> ShopContext | None:
+    """Build the shop's clients; None when the shop has no connection (any more). `priority`
+    says whose share of the shop's KiotViet budget the job spends (background keeps headroom)."""
     connection = services.connections.get(shop_id)
     secrets = services.connections.secrets(shop_id)
     if connection is None or secrets is None:
@@ -40,6 +50,8 @@ def shop_context(services: Services, shop_id: str) -> ShopContext | None:
         client_id=connection.client_id,
         client_secret=secrets.client_secret,
         auth=auth,
+        budget=RequestBudget(services.redis, BudgetPolicy(settings.kiotviet_hourly_budget)),
+        priority=priority,
     )
     abaha = AbahaClient(base_url=settings.abaha_api_url, shop_id=shop_id, api_token=secrets.abaha_api_token)
     return ShopContext(connection=connection, kiotviet=kiotviet, abaha=abaha, state=services.state,

@@ -1,9 +1,10 @@
 """Customers both ways, matched by phone, without loops.
 
-A write the service makes is remembered by the fingerprint of what it wrote; when the other
-side reports a change with exactly that content, it is our own echo and is dropped. A real
-edit has other content and goes through. Conflicts resolve by modification time: both sides'
-changes of a linked customer share one version guard.
+For each customer the service keeps the fingerprint of the content it knows is on each side
+(what it wrote there, or what came from there). A change reported with exactly that content is
+our own write echoing back, or the same content pulled again, and is dropped; a real edit has
+other content and goes through. Conflicts resolve by modification time: both sides' changes of
+a linked customer share one version guard.
 """
 
 from __future__ import annotations
@@ -56,27 +57,35 @@ def apply_kiotviet_customer(event: Event, ctx: ShopContext) -> str:
     customer = KvCustomer(**event.data)
     shop = ctx.connection.shop_id
     content = kiotviet_fingerprint(customer)
-    if ctx.links.take_echo(shop, KIOTVIET, customer.id, content):
+    if ctx.links.has_content(shop, KIOTVIET, customer.id, content):
         log.info("customer.echo_dropped", side=KIOTVIET, kv_customer_id=customer.id)
         return ECHO
 
     def write() -> None:
-        abaha_id = ctx.links.abaha_customer_for(shop, customer.id)
-        if abaha_id is not None:
-            ctx.links.remember_write(shop, ABAHA, abaha_id, content)
-        body: dict[str, Any] = {
-            "code": customer.code, "name": customer.name, "phone": customer.contact_number,
-            "email": customer.email, "gender": _gender_word(customer.gender),
-            "birth_date": (customer.birth_date or "")[:10] or None, "address": customer.address,
-            "group_kv_ids": group_ids(customer.id, ctx), "source_modified_at": customer.modified_date or event.version,
-        }  # fmt: skip
-        if abaha_id is not None:
-            body["abaha_id"] = abaha_id
-        linked = ctx.abaha.put_customer(customer.id, body)
-        ctx.links.remember_write(shop, ABAHA, linked, content)
-        ctx.links.link_customer(shop, customer.id, linked)
+        write_customer_to_abaha(customer, group_ids(customer.id, ctx), ctx, event.version)
 
     return guarded(ctx, event, "customer", str(customer.id), write)
+
+
+def write_customer_to_abaha(customer: KvCustomer, groups: list[int], ctx: ShopContext, fallback_version: str) -> None:
+    """Create or update the Abaha customer linked to this KiotViet one, and remember the echo."""
+    shop = ctx.connection.shop_id
+    content = kiotviet_fingerprint(customer)
+    ctx.links.remember_content(shop, KIOTVIET, customer.id, content)
+    abaha_id = ctx.links.abaha_customer_for(shop, customer.id)
+    if abaha_id is not None:
+        ctx.links.remember_content(shop, ABAHA, abaha_id, content)
+    body: dict[str, Any] = {
+        "code": customer.code, "name": customer.name, "phone": customer.contact_number,
+        "email": customer.email, "gender": _gender_word(customer.gender),
+        "birth_date": (customer.birth_date or "")[:10] or None, "address": customer.address,
+        "group_kv_ids": groups, "source_modified_at": customer.modified_date or fallback_version,
+    }  # fmt: skip
+    if abaha_id is not None:
+        body["abaha_id"] = abaha_id
+    linked = ctx.abaha.put_customer(customer.id, body)
+    ctx.links.remember_content(shop, ABAHA, linked, content)
+    ctx.links.link_customer(shop, customer.id, linked)
 
 
 def apply_abaha_customer(event: Event, ctx: ShopContext) -> str:
@@ -84,7 +93,7 @@ def apply_abaha_customer(event: Event, ctx: ShopContext) -> str:
     customer = AbahaCustomer(**event.data)
     shop = ctx.connection.shop_id
     content = abaha_fingerprint(customer)
-    if ctx.links.take_echo(shop, ABAHA, customer.id, content):
+    if ctx.links.has_content(shop, ABAHA, customer.id, content):
         log.info("customer.echo_dropped", side=ABAHA, abaha_customer_id=customer.id)
         return ECHO
     with ctx.state.entity_lock(shop, "abaha_customer", str(customer.id)):
@@ -97,7 +106,7 @@ def apply_abaha_customer(event: Event, ctx: ShopContext) -> str:
 
         def write() -> None:
             if write_kiotviet:
-                ctx.links.remember_write(shop, KIOTVIET, kv_id, content)
+                ctx.links.remember_content(shop, KIOTVIET, kv_id, content)
                 ctx.kiotviet.update_customer(kv_id, kiotviet_customer_body(customer, ctx))
             link_on_abaha(customer, kv_id, content, ctx)
 
@@ -107,14 +116,14 @@ def apply_abaha_customer(event: Event, ctx: ShopContext) -> str:
 def create_kiotviet_customer(customer: AbahaCustomer, content: str, ctx: ShopContext) -> int:
     created = ctx.kiotviet.create_customer(kiotviet_customer_body(customer, ctx))
     kv_id = int(created["id"])
-    ctx.links.remember_write(ctx.connection.shop_id, KIOTVIET, kv_id, content)
+    ctx.links.remember_content(ctx.connection.shop_id, KIOTVIET, kv_id, content)
     log.info("customer.created_in_kiotviet", kv_customer_id=kv_id, abaha_customer_id=customer.id)
     return kv_id
 
 
 def link_on_abaha(customer: AbahaCustomer, kv_id: int, content: str, ctx: ShopContext) -> None:
     shop = ctx.connection.shop_id
-    ctx.links.remember_write(shop, ABAHA, customer.id, content)
+    ctx.links.remember_content(shop, ABAHA, customer.id, content)
     body = {"abaha_id": customer.id, "name": customer.name, "phone": customer.phone, "email": customer.email,
             "gender": customer.gender, "birth_date": customer.birth_date, "address": customer.address,
             "source_modified_at": customer.updated_at}  # fmt: skip
@@ -155,7 +164,7 @@ def kiotviet_customer_for_order(order: AbahaOrder, ctx: ShopContext) -> int | No
             "locationName": location or None, "wardName": buyer.ward, "branchId": ctx.connection.branch_id}  # fmt: skip
     kv_id = int(ctx.kiotviet.create_customer(body)["id"])
     content = fingerprint(buyer.name, buyer.phone, None, buyer.address, None, None)
-    ctx.links.remember_write(ctx.connection.shop_id, KIOTVIET, kv_id, content)
+    ctx.links.remember_content(ctx.connection.shop_id, KIOTVIET, kv_id, content)
     return kv_id
 
 

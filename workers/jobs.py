@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -10,21 +9,15 @@ import structlog
 from rq import get_current_job
 
 from adapters.errors import PermanentError
-from config import Settings
 from schemas.events import Event, EventSchema
-from wiring import Services, build_services
+from wiring import Services
 from workers import customers, orders
 from workers.catalog import CATALOG_HANDLERS
-from workers.context import ShopContext, shop_context
+from workers.context import ShopContext, process_services, shop_context
+from workers.reconcile import keep_ticking
 
 log = structlog.get_logger(__name__)
 NOT_APPLIED, IGNORED, FAILED = "not_applied", "ignored", "failed"
-
-
-@functools.cache
-def process_services() -> Services:
-    """The worker process's services, built once from the environment."""
-    return build_services(Settings.from_env())
 
 
 def apply_event(event_json: dict[str, Any]) -> dict[str, Any]:
@@ -35,6 +28,7 @@ def apply_event(event_json: dict[str, Any]) -> dict[str, Any]:
         event_id=event.id, job_id=job.id if job else None, shop_id=event.shop_id, event_type=event.type
     )
     services = process_services()
+    keep_ticking(services)  # restarts reconciliation's planner should its chain have been lost
     try:
         outcome = run_event(event, services)
         services.state.count(event.shop_id, outcome)

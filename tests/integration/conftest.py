@@ -24,6 +24,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     environ = {key: value for key, value in __import__("os").environ.items()
                if key not in ("REDIS_URL", "KIOTVIET_API_URL", "ABAHA_API_URL", "PUBLIC_BASE_URL")}  # fmt: skip
     environ["LOG_FORMAT"] = "json"
+    environ["RECONCILE_INTERVAL"] = "0"  # tests/integration/test_reconcile.py runs its own stack with it on
     running = LocalStack(state, environ=environ, private_redis=True, log_dir=state / "logs").start(workers=2)
     yield running
     running.stop()

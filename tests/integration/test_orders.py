@@ -55,9 +55,15 @@ def failed_jobs(stack: LocalStack) -> list[Job]:
     return [Job.fetch(i, connection=connection, serializer=JSONSerializer) for i in registry.get_job_ids()]
 
 
+def failed_job_of(stack: LocalStack, shop: Shop) -> Job:
+    """The shop's failed job, once RQ has put it in the failed registry."""
+    return wait_for(lambda: next((j for j in failed_jobs(stack) if j.args[0]["shop_id"] == shop.shop_id), None))
+
+
 def failure_of(stack: LocalStack, shop: Shop) -> str:
-    return next(job.latest_result().exc_string for job in failed_jobs(stack)  # type: ignore[union-attr]
-                if job.args[0]["shop_id"] == shop.shop_id)  # fmt: skip
+    result = failed_job_of(stack, shop).latest_result()
+    assert result is not None and result.exc_string is not None
+    return result.exc_string
 
 
 def test_an_abaha_order_becomes_one_kiotviet_order_linked_back(shop: Shop) -> None:
@@ -162,8 +168,7 @@ def test_refusals_an_operator_must_act_on_fail_at_once_with_a_clear_message(
     wait_for(lambda: shop.counts()["failed"] == 1)
     assert expected in failure_of(stack, shop)
     assert kiotviet_orders_of(shop, order) == []
-    (job,) = [j for j in failed_jobs(stack) if j.args[0]["shop_id"] == shop.shop_id]
-    assert job.retries_left == 0  # no retry scheduled
+    assert failed_job_of(stack, shop).retries_left == 0  # no retry scheduled
 
 
 def test_kiotviet_completion_and_cancellation_reach_abaha_and_other_statuses_do_not(shop: Shop) -> None:

@@ -6,9 +6,10 @@ import responses
 from responses import matchers
 
 from adapters.abaha import AbahaClient
+from adapters.budget import BACKGROUND, BudgetPolicy, RequestBudget
 from adapters.errors import AbahaRejected, KiotVietNotFound, KiotVietRejected, TransientError
 from adapters.http import make_session
-from adapters.kiotviet import KiotVietAuth, KiotVietClient
+from adapters.kiotviet import BudgetExhausted, KiotVietAuth, KiotVietClient
 from adapters.vault import Vault
 
 API = "http://kiotviet.test"
@@ -97,11 +98,28 @@ def test_kiotviet_5xx_is_retried_then_succeeds(redis: fakeredis.FakeRedis) -> No
 @responses.activate
 def test_kiotviet_still_failing_is_transient_with_retry_after(redis: fakeredis.FakeRedis) -> None:
     responses.post(TOKEN_URL, json=token_answer("t1"))
-    responses.get(f"{API}/products/1", status=429, headers={"Retry-After": "0"})
+    responses.get(f"{API}/products/1", status=503, headers={"Retry-After": "0"})
     with pytest.raises(TransientError) as caught:
         kiotviet(redis).product(1)
     assert caught.value.retry_after == 0
     assert len([c for c in responses.calls if "/products/1" in c.request.url]) == 4  # 1 + 3 retries
+
+
+@responses.activate
+def test_a_429_pauses_only_that_shops_budget(redis: fakeredis.FakeRedis) -> None:
+    responses.post(TOKEN_URL, json=token_answer("t1"))
+    responses.get(f"{API}/products/1", status=429, headers={"Retry-After": "120"})
+    budget = RequestBudget(redis)
+    auth = KiotVietAuth(redis, Vault("k"), TOKEN_URL)
+    client = KiotVietClient(base_url=API, retailer="busy", client_id="cid", client_secret="s", auth=auth,
+                            budget=budget, priority=BACKGROUND)  # fmt: skip
+    with pytest.raises(TransientError):
+        client.product(1)
+    assert len([c for c in responses.calls if "/products/1" in c.request.url]) == 1  # not retried in place
+    with pytest.raises(BudgetExhausted) as caught:
+        client.product(1)
+    assert 110 < (caught.value.retry_after or 0) <= 120
+    assert budget.take("another-shop", BACKGROUND) == 0
 
 
 @responses.activate
@@ -172,3 +190,19 @@ def test_vault_round_trips_and_refuses_another_key() -> None:
     assert Vault("one").decrypt(sealed) == "client-secret"
     with pytest.raises(Exception, match="SECRET_KEY changed"):
         Vault("two").decrypt(sealed)
+
+
+def test_background_work_stops_at_the_reserve_while_webhook_fetches_go_on(redis: fakeredis.FakeRedis) -> None:
+    policy = BudgetPolicy(hourly=200)  # a burst of 10 tokens, 4 kept for webhooks
+    budget = RequestBudget(redis, policy)
+    granted = 0
+    while budget.take("shop", BACKGROUND) == 0:
+        granted += 1
+    assert granted == policy.burst - policy.background_reserve
+    assert [budget.take("shop", "webhook") for _ in range(policy.background_reserve)] == [0] * 4
+    assert budget.take("shop", "webhook") > 0  # the bucket is empty now
+
+
+def test_the_bucket_never_allows_more_than_the_hourly_limit_in_an_hour(redis: fakeredis.FakeRedis) -> None:
+    policy = BudgetPolicy(hourly=5000)
+    assert policy.burst + policy.rate_per_ms * 3_600_000 == pytest.approx(5000)

@@ -70,9 +70,9 @@ class FakeKiotViet:
         self.fetched.append(f"/products/{product_id}")
         return ProductSchema().load(self.products[product_id])
 
-    def request(self, method: str, path: str, **_: Any) -> Any:
+    def pages(self, path: str, params: Any = None) -> Any:
         self.fetched.append(path)
-        return {"id": 201, "name": "Giá sỉ", "isActive": True}
+        yield {"total": 2, "data": [{"id": 200, "name": "Giá lẻ"}, {"id": 201, "name": "Giá sỉ", "isActive": True}]}
 
 
 @pytest.fixture
