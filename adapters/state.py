@@ -54,13 +54,28 @@ class SyncState:
             return False
         return version <= applied if same_is_stale else version < applied
 
+    def applied_versions(self, shop_id: str, kind: str, entity_ids: list[str]) -> dict[str, int | None]:
+        """The applied version of many entities in one round trip (a sync page)."""
+        if not entity_ids:
+            return {}
+        raw = self._redis.hmget(f"sync:ver:{shop_id}:{kind}", entity_ids)
+        return {e: int(v) if v is not None else None for e, v in zip(entity_ids, raw, strict=True)}  # type: ignore[arg-type]
+
+    def record_versions(self, shop_id: str, kind: str, versions: dict[str, int]) -> None:
+        if versions:
+            self._redis.hset(f"sync:ver:{shop_id}:{kind}", mapping=versions)  # type: ignore[arg-type]
+
     def stock_value(self, shop_id: str, product_id: int) -> int | None:
         """The sellable stock last written to Abaha for a product."""
         raw = self._redis.hget(f"sync:ver:{shop_id}:stockval", str(product_id))
         return int(raw) if raw is not None else None  # type: ignore[arg-type]
 
     def record_stock_value(self, shop_id: str, product_id: int, value: int) -> None:
-        self._redis.hset(f"sync:ver:{shop_id}:stockval", str(product_id), value)
+        self.record_stock_values(shop_id, {product_id: value})
+
+    def record_stock_values(self, shop_id: str, values: dict[int, int]) -> None:
+        if values:
+            self._redis.hset(f"sync:ver:{shop_id}:stockval", mapping={str(k): v for k, v in values.items()})
 
     def count(self, shop_id: str, outcome: str, amount: int = 1) -> None:
         self._redis.hincrby(f"sync:stats:{shop_id}", outcome, amount)

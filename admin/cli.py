@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 from flask import Flask
+from flask.cli import AppGroup, with_appcontext
 
 from adapters.syncruns import ENTITIES, SyncRuns
 from admin.connections import ConnectionAdmin, ConnectionInvalid
@@ -22,7 +23,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(sync)
 
 
-@click.group()
+@click.group(cls=AppGroup)
 def connections() -> None:
     """Register, show and delete shops' connections."""
 
@@ -72,6 +73,7 @@ def delete(shop_id: str) -> None:
 
 
 @click.command("requeue-failed")
+@with_appcontext
 @click.option("--shop-id", default=None)
 @click.option("--type", "kind", default=None, help="an event type, e.g. product.update")
 def requeue(shop_id: str | None, kind: str | None) -> None:
@@ -81,6 +83,7 @@ def requeue(shop_id: str | None, kind: str | None) -> None:
 
 
 @click.command("sync")
+@with_appcontext
 @click.argument("shop_id")
 @click.option("--entity", "entities", multiple=True, type=click.Choice(ENTITIES), help="repeat to choose several")
 @click.option("--wait/--no-wait", default=True, help="follow the run with a progress bar")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 
 from flask import Flask
@@ -21,6 +22,7 @@ class SandboxServer:
     """The simulated KiotViet and Abaha on 127.0.0.1:`port` (0 picks a free port)."""
 
     def __init__(self, port: int = 0) -> None:
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log line per request
         self.kiotviet = kiotviet.KiotVietSandbox()
         self.abaha = abaha.AbahaSandbox()
         self._server: BaseWSGIServer = make_server(

@@ -10,7 +10,7 @@ from rq.serializers import JSONSerializer
 from adapters.inbox import QUEUES, event_queue
 from config import Settings
 from logs import configure_logging
-from wiring import build_services
+from workers.context import process_services
 from workers.reconcile import keep_ticking
 
 JOB_MONITORING_SECONDS = 10
@@ -21,7 +21,8 @@ WORKER_TTL_SECONDS = 45  # an idle worker wakes every 30 s, so maintenance is no
 def main() -> None:
     settings = Settings.from_env()
     configure_logging(settings.log_format)
-    services = build_services(settings)
+    # built once here, so every forked work horse inherits them instead of building its own
+    services = process_services()
     keep_ticking(services)
     queues = [event_queue(services.redis, name) for name in QUEUES]
     worker = Worker(

@@ -32,6 +32,9 @@ MARGIN = timedelta(minutes=2)
 TICK_SECONDS = 30
 TICK_KEY = "sync:reconcile:ticking"
 RECONCILE_SHOP = "workers.reconcile.reconcile_shop"
+PRODUCTS, CATEGORIES = kv.ProductSchema(many=True), kv.CategorySchema(many=True)
+CUSTOMERS, ORDERS, STOCK = kv.CustomerSchema(many=True), kv.OrderSchema(many=True), kv.StockSchema()
+ABAHA_ORDERS, ABAHA_CUSTOMERS = abaha_schemas.OrderSchema(many=True), abaha_schemas.CustomerSchema(many=True)
 TICK = "workers.reconcile.reconcile_tick"
 
 
@@ -118,8 +121,7 @@ def _kiotviet_pages(ctx: ShopContext, path: str, since: str, **params: Any) -> I
 def read_products(ctx: ShopContext, since: str) -> Iterator[list[Event]]:
     for page in _kiotviet_pages(ctx, "/products", since, includeInventory="true", includeRemoveIds="true"):
         events = []
-        for item in page.get("data") or []:
-            product = kv.ProductSchema().load(item)
+        for product in PRODUCTS.load(page.get("data") or []):
             events.append(
                 _event(ctx, "kiotviet", "product.update", str(product.id), product.modified_date, _json(product))
             )
@@ -135,7 +137,7 @@ def read_stock(ctx: ShopContext, since: str) -> Iterator[list[Event]]:
         for item in page.get("data") or []:
             for row in kv.lower_keys(item).get("inventories") or []:
                 if int(row.get("branchid", 0)) == branch:
-                    stock = kv.StockSchema().load({**row, "productid": item.get("id"), "productcode": item.get("code"),
+                    stock = STOCK.load({**row, "productid": item.get("id"), "productcode": item.get("code"),
                                                    "modifieddate": item.get("modifiedDate")})  # fmt: skip
                     entity = f"{stock.product_id}:{branch}"
                     events.append(_event(ctx, "kiotviet", "stock.update", entity, stock.modified_date, _json(stock)))
@@ -145,7 +147,7 @@ def read_stock(ctx: ShopContext, since: str) -> Iterator[list[Event]]:
 def read_categories(ctx: ShopContext, since: str) -> Iterator[list[Event]]:
     for page in _kiotviet_pages(ctx, "/categories", since, includeRemoveIds="true"):
         events = [_event(ctx, "kiotviet", "category.update", str(c.id), c.modified_date, _json(c))
-                  for c in (kv.CategorySchema().load(item) for item in page.get("data") or [])]  # fmt: skip
+                  for c in CATEGORIES.load(page.get("data") or [])]  # fmt: skip
         events += [_event(ctx, "kiotviet", "category.delete", str(r), None, {"id": r}) for r in read_removed_ids(page)]
         yield events
 
@@ -153,25 +155,25 @@ def read_categories(ctx: ShopContext, since: str) -> Iterator[list[Event]]:
 def read_customers(ctx: ShopContext, since: str) -> Iterator[list[Event]]:
     for page in _kiotviet_pages(ctx, "/customers", since):
         yield [_event(ctx, "kiotviet", "customer.update", str(c.id), c.modified_date, _json(c))
-               for c in (kv.CustomerSchema().load(item) for item in page.get("data") or [])]  # fmt: skip
+               for c in CUSTOMERS.load(page.get("data") or [])]  # fmt: skip
 
 
 def read_kiotviet_orders(ctx: ShopContext, since: str) -> Iterator[list[Event]]:
     for page in _kiotviet_pages(ctx, "/orders", since, branchIds=ctx.connection.branch_id):
         yield [_event(ctx, "kiotviet", "order.update", str(o.id), o.modified_date, _json(o))
-               for o in (kv.OrderSchema().load(item) for item in page.get("data") or [])]  # fmt: skip
+               for o in ORDERS.load(page.get("data") or [])]  # fmt: skip
 
 
 def read_abaha_orders(ctx: ShopContext, since: str) -> Iterator[list[Event]]:
     """Orders Abaha never posted (or we never stored) become `order.updated`: made if missing."""
     for page in ctx.abaha.changed_since("/orders", since):
-        orders = [abaha_schemas.OrderSchema().load(item) for item in page]
+        orders = ABAHA_ORDERS.load(page)
         yield [_event(ctx, "abaha", "order.updated", str(o.id), o.updated_at, _json(o)) for o in orders]
 
 
 def read_abaha_customers(ctx: ShopContext, since: str) -> Iterator[list[Event]]:
     for page in ctx.abaha.changed_since("/customers", since):
-        customers = [abaha_schemas.CustomerSchema().load(item) for item in page]
+        customers = ABAHA_CUSTOMERS.load(page)
         yield [_event(ctx, "abaha", "customer.updated", str(c.id), c.updated_at, _json(c)) for c in customers]
 
 

@@ -32,6 +32,13 @@ from workers.customers import write_customer_to_abaha
 
 log = structlog.get_logger(__name__)
 SYNC_STEP = "workers.sync.sync_step"
+# built once: a marshmallow schema is costly to make, cheap to reuse
+PRODUCTS, CATEGORY, PRICE_BOOK, CUSTOMER = (
+    ProductSchema(many=True),
+    CategorySchema(),
+    PriceBookSchema(),
+    CustomerSchema(),
+)
 
 
 @dataclass(frozen=True)
@@ -132,7 +139,7 @@ def sync_categories(ctx: ShopContext, runs: SyncRuns, run_id: str, entity: str, 
     page, following = read_page(ctx, "/categories", offset, hierachicalData="false", includeRemoveIds="true")
     version = _now_micros()
     for item in page.get("data") or []:
-        category = CategorySchema().load(item)
+        category = CATEGORY.load(item)
         body = {"name": category.name, "parent_kv_id": category.parent_id or None}
         write = partial(ctx.abaha.put_category, category.id, body)
         _guarded(ctx, "category", str(category.id), _micros(category.modified_date, version), write)
@@ -146,7 +153,7 @@ def sync_products(ctx: ShopContext, runs: SyncRuns, run_id: str, entity: str, of
     page, following = read_page(ctx, "/products", offset, includeInventory="true", includeRemoveIds="true",
                                 orderBy="id", orderDirection="Asc")  # fmt: skip
     read_at = _now_micros()
-    products = [ProductSchema().load(item) for item in page.get("data") or []]
+    products: list[KvProduct] = PRODUCTS.load(page.get("data") or [])
     write_products(ctx, products, read_at)
     if offset == 0:
         for removed in read_removed_ids(page):
@@ -156,32 +163,37 @@ def sync_products(ctx: ShopContext, runs: SyncRuns, run_id: str, entity: str, of
 
 def write_products(ctx: ShopContext, products: list[KvProduct], read_at: int) -> None:
     """One batch call for the page; items something newer was applied to are left out."""
-    shop = ctx.connection.shop_id
-    with ExitStack() as held:
-        for product in products:
-            held.enter_context(ctx.state.entity_lock(shop, "product", str(product.id)))
-        fresh = [
-            p for p in products if not ctx.state.is_stale(shop, "product", str(p.id), _micros(p.modified_date, read_at))
-        ]
-        items = [{**product_body(p, _page_stock(ctx, p, read_at), iso_micros(read_at)), "kv_id": p.id} for p in fresh]
-        results = ctx.abaha.put_products_batch(items) if items else []
-        failed = {r["kv_id"]: r.get("error") for r in results if r.get("status") == "error"}
-        for product, item in zip(fresh, items, strict=True):
-            if product.id in failed:
-                ctx.state.report(shop, f"Abaha refused product {product.code} ({product.id}): {failed[product.id]}")
-                continue
-            ctx.state.record_version(shop, "product", str(product.id), _micros(product.modified_date, read_at))
-            if item["stock"] is not None:
-                ctx.state.record_stock_value(shop, product.id, item["stock"])
-                ctx.state.record_version(shop, "stock", f"{product.id}:{ctx.connection.branch_id}", read_at)
-
-
-def _page_stock(ctx: ShopContext, product: KvProduct, read_at: int) -> int | None:
-    """The branch's stock as the page read it, unless a newer stock change was applied since."""
     shop, branch = ctx.connection.shop_id, ctx.connection.branch_id
-    inventory = next((i for i in product.inventories or () if i.branch_id == branch), None)
-    if inventory is None or ctx.state.is_stale(shop, "stock", f"{product.id}:{branch}", read_at):
-        return ctx.state.stock_value(shop, product.id)
+    ids = [str(p.id) for p in products]
+    stock_ids = [f"{p.id}:{branch}" for p in products]
+    with ExitStack() as held:
+        for product_id in ids:
+            held.enter_context(ctx.state.entity_lock(shop, "product", product_id))
+        applied = ctx.state.applied_versions(shop, "product", ids)
+        stock_applied = ctx.state.applied_versions(shop, "stock", stock_ids)
+        fresh = [p for p in products if (applied[str(p.id)] or 0) <= _micros(p.modified_date, read_at)]
+        items = []
+        for product in fresh:
+            newer_stock = (stock_applied[f"{product.id}:{branch}"] or 0) > read_at
+            items.append({**product_body(product, _page_stock(ctx, product, newer_stock), iso_micros(read_at)),
+                          "kv_id": product.id})  # fmt: skip
+        results = ctx.abaha.put_products_batch(items) if items else []
+        refused = {r["kv_id"]: r.get("error") for r in results if r.get("status") == "error"}
+        for product in fresh:
+            if product.id in refused:
+                ctx.state.report(shop, f"Abaha refused product {product.code} ({product.id}): {refused[product.id]}")
+        written = [(p, i) for p, i in zip(fresh, items, strict=True) if p.id not in refused]
+        ctx.state.record_versions(shop, "product", {str(p.id): _micros(p.modified_date, read_at) for p, _ in written})
+        with_stock = [(p, i["stock"]) for p, i in written if i["stock"] is not None]
+        ctx.state.record_versions(shop, "stock", {f"{p.id}:{branch}": read_at for p, _ in with_stock})
+        ctx.state.record_stock_values(shop, {p.id: stock for p, stock in with_stock})
+
+
+def _page_stock(ctx: ShopContext, product: KvProduct, newer_applied: bool) -> int | None:
+    """The branch's stock as the page read it, unless a newer stock change was applied since."""
+    inventory = next((i for i in product.inventories or () if i.branch_id == ctx.connection.branch_id), None)
+    if inventory is None or newer_applied:
+        return ctx.state.stock_value(ctx.connection.shop_id, product.id)
     return sellable(inventory.on_hand, inventory.reserved)
 
 
@@ -190,7 +202,7 @@ def sync_pricebooks(ctx: ShopContext, runs: SyncRuns, run_id: str, entity: str, 
     version = _now_micros()
     books = runs.recall(ctx.connection.shop_id, run_id, "pricebooks") or []
     for item in page.get("data") or []:
-        book = PriceBookSchema().load(item)
+        book = PRICE_BOOK.load(item)
         body = {"name": book.name, "active": book.is_active is not False}
         write = partial(ctx.abaha.put_price_list, book.id, body)
         _guarded(ctx, "pricebook", str(book.id), _micros(book.modified_date, version), write)
@@ -233,7 +245,7 @@ def sync_customers(ctx: ShopContext, runs: SyncRuns, run_id: str, entity: str, o
     read_at = _now_micros()
     groups = runs.recall(ctx.connection.shop_id, run_id, "groups") or {}
     for item in page.get("data") or []:
-        customer = CustomerSchema().load(item)
+        customer = CUSTOMER.load(item)
         group_ids = item.get("groupIds") or [groups[n.strip()] for n in str(item.get("groups") or "").split("|")
                                              if n.strip() in groups]  # fmt: skip
         write = partial(write_customer_to_abaha, customer, group_ids, ctx, iso_micros(read_at))

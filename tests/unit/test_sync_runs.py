@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import fakeredis
+
+from adapters.state import SyncState
+from adapters.syncruns import SyncRuns, Watermarks
+from workers.sync import next_entity
+
+
+def test_a_run_reports_progress_per_entity_and_its_errors() -> None:
+    runs = SyncRuns(fakeredis.FakeRedis())
+    run_id = runs.start("shop-42", ["categories", "products"])
+    runs.set_state("shop-42", run_id, "running")
+    runs.progress("shop-42", run_id, "products", 100, 250)
+    runs.progress("shop-42", run_id, "products", 100, 250)
+    runs.error("shop-42", run_id, "products from item 200: Abaha answered 503")
+    run = runs.describe("shop-42")
+    assert run is not None
+    assert (run["id"], run["state"]) == (run_id, "running")
+    assert run["entities"] == {"categories": {"done": 0, "total": None}, "products": {"done": 200, "total": 250}}
+    assert run["errors"] == ["products from item 200: Abaha answered 503"]
+
+
+def test_a_new_run_supersedes_the_previous_one() -> None:
+    runs = SyncRuns(fakeredis.FakeRedis())
+    first = runs.start("shop-42", ["products"])
+    second = runs.start("shop-42", ["products"])
+    assert not runs.is_current("shop-42", first) and runs.is_current("shop-42", second)
+
+
+def test_each_price_books_prices_follow_the_price_books() -> None:
+    runs = SyncRuns(fakeredis.FakeRedis())
+    run_id = runs.start("s", ["products", "pricebooks", "customers"])
+    runs.remember("s", run_id, "pricebooks", [201, 202])
+    steps, entity = [], "products"
+    while entity is not None:
+        steps.append(entity)
+        entity = next_entity(runs, "s", run_id, entity)
+    assert steps == ["products", "pricebooks", "prices:201", "prices:202", "customers"]
+
+
+def test_watermarks_are_kept_per_shop_and_pull() -> None:
+    redis = fakeredis.FakeRedis()
+    marks = Watermarks(redis)
+    marks.set("shop-4", "kiotviet:products", "2026-11-30T03:00:00+00:00")
+    assert Watermarks(redis).get("shop-4", "kiotviet:products") == "2026-11-30T03:00:00+00:00"
+    assert marks.get("shop-42", "kiotviet:products") is None
+
+
+def test_forgetting_a_shop_leaves_other_shops_alone() -> None:
+    redis = fakeredis.FakeRedis()
+    state, marks = SyncState(redis), Watermarks(redis)
+    for shop in ("shop-4", "shop-42"):
+        state.record_version(shop, "product", "1", 5)
+        marks.set(shop, "kiotviet:products", "x")
+        state.count(shop, "applied")
+    state.forget_shop("shop-4")
+    assert state.applied_version("shop-4", "product", "1") is None and marks.get("shop-4", "kiotviet:products") is None
+    assert state.applied_version("shop-42", "product", "1") == 5 and marks.get("shop-42", "kiotviet:products") == "x"
+    assert state.counts("shop-42")["applied"] == 1
