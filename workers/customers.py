@@ -52,13 +52,18 @@ def abaha_fingerprint(c: AbahaCustomer) -> str:
     return fingerprint(c.name, c.phone, c.email, c.address, c.gender, c.birth_date)
 
 
+def is_echo(ctx: ShopContext, side: str, customer_id: int, content: str) -> bool:
+    """The change only carries what we know is on `side` already: nothing to write."""
+    if not ctx.links.has_content(ctx.connection.shop_id, side, customer_id, content):
+        return False
+    log.info("customer.echo_dropped", side=side, customer_id=customer_id)
+    return True
+
+
 def apply_kiotviet_customer(event: Event, ctx: ShopContext) -> str:
     """A KiotViet customer created or edited → the linked (or a new) Abaha customer."""
     customer = KvCustomer(**event.data)
-    shop = ctx.connection.shop_id
-    content = kiotviet_fingerprint(customer)
-    if ctx.links.has_content(shop, KIOTVIET, customer.id, content):
-        log.info("customer.echo_dropped", side=KIOTVIET, kv_customer_id=customer.id)
+    if is_echo(ctx, KIOTVIET, customer.id, kiotviet_fingerprint(customer)):
         return ECHO
 
     def write() -> None:
@@ -91,10 +96,8 @@ def write_customer_to_abaha(customer: KvCustomer, groups: list[int], ctx: ShopCo
 def apply_abaha_customer(event: Event, ctx: ShopContext) -> str:
     """An Abaha customer created or edited → KiotViet (matched by phone first), then linked."""
     customer = AbahaCustomer(**event.data)
-    shop = ctx.connection.shop_id
-    content = abaha_fingerprint(customer)
-    if ctx.links.has_content(shop, ABAHA, customer.id, content):
-        log.info("customer.echo_dropped", side=ABAHA, abaha_customer_id=customer.id)
+    shop, content = ctx.connection.shop_id, abaha_fingerprint(customer)
+    if is_echo(ctx, ABAHA, customer.id, content):
         return ECHO
     with ctx.state.entity_lock(shop, "abaha_customer", str(customer.id)):
         kv_id = customer.kv_id or ctx.links.kv_customer_for(shop, customer.id) or find_by_phone(customer.phone, ctx)
