@@ -27,15 +27,15 @@ def main() -> int:
     stack = LocalStack(state_dir, environ=env, web_port=int(env.get("PORT", 8000)),
                        sandbox_port=int(env.get("SANDBOX_PORT", 8100)))  # fmt: skip
     stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    # explicit, also for SIGINT: a shell that starts us in the background makes us ignore it
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopped.set())
     try:
         stack.start()
         if stack.sandbox is not None:
             register_demo_shop(stack)
         print_banner(stack)
         stopped.wait()
-    except KeyboardInterrupt:
-        pass
     finally:
         stack.stop()
     return 0
