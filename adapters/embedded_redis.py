@@ -74,12 +74,21 @@ def wait_for_redis(url: str, deadline_seconds: float = 10.0) -> None:
         time.sleep(0.05)
 
 
+def embedded_url(state_dir: str) -> str:
+    return f"unix://{Path(state_dir) / 'redis' / 'redis.sock'}"
+
+
+def embedded_redis_running(state_dir: str) -> bool:
+    """Whether the local embedded Redis of `state_dir` answers now."""
+    return _answers(embedded_url(state_dir))
+
+
 def ensure_embedded_redis(state_dir: str) -> str:
     """Return the URL of the local embedded Redis, starting it once for all processes."""
     directory = Path(state_dir) / "redis"
     directory.mkdir(parents=True, exist_ok=True)
     socket_path = directory / "redis.sock"
-    url = f"unix://{socket_path}"
+    url = embedded_url(state_dir)
     with open(directory / "start.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if _answers(url):

@@ -6,6 +6,7 @@ service the same way.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -16,9 +17,10 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+import redis
 import requests
 
-from adapters.embedded_redis import ensure_embedded_redis, start_redis_server, wait_for_redis
+from adapters.embedded_redis import embedded_redis_running, ensure_embedded_redis, start_redis_server, wait_for_redis
 from sandbox.server import SandboxServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,6 +68,9 @@ class LocalStack:
         self.sandbox: SandboxServer | None = None
         self.env: dict[str, str] = {}
         self._redis_process: subprocess.Popen[bytes] | None = None
+        # an embedded Redis this stack started is shut down with it (its data stays on disk)
+        self._embedded_url: str | None = None
+        self._embedded_was_running = embedded_redis_running(str(state_dir))
         self._web: subprocess.Popen[bytes] | None = None
         self.workers: list[subprocess.Popen[bytes]] = []
         self._logs: list[IO[bytes]] = []
@@ -114,6 +119,9 @@ class LocalStack:
         if self._redis_process is not None:
             self._redis_process.terminate()
             self._redis_process.wait(timeout=10)
+        if self._embedded_url is not None:
+            with contextlib.suppress(redis.exceptions.RedisError):
+                redis.Redis.from_url(self._embedded_url).shutdown()
         for handle in self._logs:
             handle.close()
 
@@ -125,7 +133,9 @@ class LocalStack:
         if self.base_env.get("REDIS_URL"):
             return {}
         if not self.private_redis:
-            return {"REDIS_URL": ensure_embedded_redis(str(self.state_dir))}
+            url = ensure_embedded_redis(str(self.state_dir))
+            self._embedded_url = url if not self._embedded_was_running else None
+            return {"REDIS_URL": url}
         port = free_port()
         self._redis_process = start_redis_server(self.state_dir / "redis", port=port)
         url = f"redis://127.0.0.1:{port}/0"
