@@ -15,6 +15,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 from adapters.connections import Connection, ConnectionSecrets, WebhookRegistration
 from adapters.errors import KiotVietRejected, PermanentError, TransientError
 from adapters.kiotviet import KiotVietAuth, KiotVietClient
+from adapters.syncruns import SyncRuns
 from schemas.kiotviet import lower_keys
 from schemas.kiotviet_webhook import WEBHOOK_TYPES
 from wiring import Services
@@ -121,7 +122,9 @@ class ConnectionAdmin:
         if connection is None:
             return None
         counts = self._services.state.counts(shop_id)
-        state = {"saved_at": connection.saved_at, "last_sync": None, "counts": counts,
+        run = SyncRuns(self._services.redis).describe(shop_id)
+        last_sync = {k: run.get(k) for k in ("id", "state", "queued_at", "done_at", "failed_at")} if run else None
+        state = {"saved_at": connection.saved_at, "last_sync": last_sync, "counts": counts,
                  "quarantined": counts.get("quarantined", 0),
                  "problems": self._services.state.problems(shop_id)}  # fmt: skip
         return {**self.describe(connection), "state": state}

@@ -57,6 +57,8 @@ def test_a_full_sync_makes_abaha_equal_to_kiotviet(shop: Shop) -> None:
     assert run["entities"]["products"] == {"done": 232, "total": 232}
     assert run["entities"]["prices"] == {"done": 301, "total": 301}
     assert run["errors"] == []
+    shown = shop.stack.admin("GET", f"/admin/connections/{shop.shop_id}").json()["state"]["last_sync"]
+    assert (shown["id"], shown["state"]) == (run["id"], "done")
     # deleted in KiotViet after the first sync: the next one hides the products, drops the category
     for pid in (100_003, 100_004):
         requests.delete(f"{shop.sandbox_url}/_sandbox/kiotviet/{kv.name}/products/{pid}?deliver=0", timeout=5)
