@@ -25,7 +25,7 @@ import psutil
 import requests
 
 from adapters.budget import BudgetPolicy
-from sandbox.kiotviet import demo_retailer, grow_catalogue
+from sandbox.kiotviet_data import demo_retailer, grow_catalogue
 from sandbox.stack import LocalStack
 
 

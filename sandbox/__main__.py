@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 
 from logs import configure_logging
-from sandbox.kiotviet import demo_retailer
+from sandbox.kiotviet_data import demo_retailer
 from sandbox.stack import ROOT, LocalStack
 from wiring import local_secret
 

@@ -81,10 +81,7 @@ def check_request(sandbox: AbahaSandbox) -> Any:
 
 
 def create_blueprints(sandbox: AbahaSandbox) -> list[Blueprint]:
-    from sandbox import abaha_sales
-
-    return [_api_routes(sandbox), _control_routes(sandbox), abaha_sales.api_routes(sandbox),
-            abaha_sales.control_routes(sandbox)]  # fmt: skip
+    return [_api_routes(sandbox), _control_routes(sandbox)]
 
 
 def _api_routes(sandbox: AbahaSandbox) -> Blueprint:  # noqa: C901 - one small closure per route

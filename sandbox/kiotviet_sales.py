@@ -8,7 +8,8 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, jsonify, request
 
-from sandbox.kiotviet import KiotVietSandbox, Retailer, after, authenticated, deliver, now_text, page, pascal, refuse
+from sandbox.kiotviet import after, authenticated, page, refuse
+from sandbox.kiotviet_data import KiotVietSandbox, Retailer, deliver, now_text, pascal
 
 STATUS_VALUES = {1: "Phiếu tạm", 2: "Đang giao hàng", 3: "Hoàn thành", 4: "Đã hủy", 5: "Đã xác nhận"}
 

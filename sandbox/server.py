@@ -8,12 +8,16 @@ import threading
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from sandbox import abaha, kiotviet
+from sandbox import abaha, abaha_sales, kiotviet, kiotviet_data, kiotviet_sales
 
 
-def create_sandbox_app(kv: kiotviet.KiotVietSandbox, ab: abaha.AbahaSandbox) -> Flask:
+def create_sandbox_app(kv: kiotviet_data.KiotVietSandbox, ab: abaha.AbahaSandbox) -> Flask:
     app = Flask("sandbox")
-    for blueprint in kiotviet.create_blueprints(kv) + abaha.create_blueprints(ab):
+    blueprints = [
+        *kiotviet.create_blueprints(kv), kiotviet_sales.api_routes(kv), kiotviet_sales.control_routes(kv),
+        *abaha.create_blueprints(ab), abaha_sales.api_routes(ab), abaha_sales.control_routes(ab),
+    ]  # fmt: skip
+    for blueprint in blueprints:
         app.register_blueprint(blueprint)
     return app
 
@@ -23,7 +27,7 @@ class SandboxServer:
 
     def __init__(self, port: int = 0) -> None:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log line per request
-        self.kiotviet = kiotviet.KiotVietSandbox()
+        self.kiotviet = kiotviet_data.KiotVietSandbox()
         self.abaha = abaha.AbahaSandbox()
         self._server: BaseWSGIServer = make_server(
             "127.0.0.1", port, create_sandbox_app(self.kiotviet, self.abaha), threaded=True

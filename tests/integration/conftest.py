@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from sandbox.abaha import AbahaShop
-from sandbox.kiotviet import Retailer, demo_retailer
+from sandbox.kiotviet_data import Retailer, demo_retailer
 from sandbox.stack import LocalStack
 
 _numbers = itertools.count(1)

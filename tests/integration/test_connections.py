@@ -7,7 +7,7 @@ import json
 import pytest
 import requests
 
-from sandbox.kiotviet import demo_retailer
+from sandbox.kiotviet_data import demo_retailer
 from sandbox.stack import LocalStack
 from tests.helpers import sample, sign, wait_for
 from tests.integration.conftest import connect_shop, log_text

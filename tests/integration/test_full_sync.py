@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import requests
 
-from sandbox.kiotviet import grow_catalogue
+from sandbox.kiotviet_data import grow_catalogue
 from sandbox.stack import LocalStack
 from tests.helpers import sample, sign, wait_for
 from tests.integration.conftest import Shop, connect_shop

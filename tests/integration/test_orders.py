@@ -19,7 +19,7 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from sandbox.abaha_sales import post_event
-from sandbox.kiotviet import OrderHold
+from sandbox.kiotviet_data import OrderHold
 from sandbox.stack import LocalStack
 from tests.helpers import sample, sign, wait_for
 from tests.integration.conftest import Shop, connect_shop, log_text

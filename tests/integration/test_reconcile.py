@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from sandbox.kiotviet import now_text
+from sandbox.kiotviet_data import now_text
 from sandbox.stack import LocalStack
 from tests.helpers import sample, wait_for
 from tests.integration.conftest import Shop, connect_shop
