@@ -7,6 +7,8 @@ after a crash knows to look for the order a previous attempt may have made.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -70,6 +72,22 @@ class LinkStore:
     def remember_content(self, shop_id: str, side: str, entity_id: int, fingerprint: str) -> None:
         """This content is now on `side` (we wrote it there, or it came from there)."""
         self._redis.hset(self._key(shop_id, "content"), f"{side}:{entity_id}", fingerprint)
+
+    @contextmanager
+    def expecting_content(self, shop_id: str, side: str, entity_id: int, fingerprint: str) -> Iterator[None]:
+        """Record the content before writing it (its echo may come back at once); if the write
+        fails, put back what was known, so a retry is not mistaken for an echo."""
+        key, field = self._key(shop_id, "content"), f"{side}:{entity_id}"
+        before = self._redis.hget(key, field)
+        self._redis.hset(key, field, fingerprint)
+        try:
+            yield
+        except BaseException:
+            if before is None:
+                self._redis.hdel(key, field)
+            else:
+                self._redis.hset(key, field, before)  # type: ignore[arg-type]
+            raise
 
     def has_content(self, shop_id: str, side: str, entity_id: int, fingerprint: str) -> bool:
         """True when a change reported by `side` carries what we already know is there: our

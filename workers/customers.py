@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from contextlib import ExitStack
 from typing import Any
 
 import structlog
@@ -27,15 +28,24 @@ ECHO = "echo"
 KIOTVIET, ABAHA = "kiotviet", "abaha"
 
 
-def fingerprint(name: Any, phone: Any, email: Any, address: Any, gender: Any, birth_date: Any) -> str:
+def local_phone(phone: Any) -> str:
+    """A Vietnamese number in one form: digits only, +84 / 84 written as the leading 0."""
+    digits = re.sub(r"\D", "", str(phone or ""))
+    return "0" + digits[2:] if digits.startswith("84") and len(digits) in (11, 12) else digits
+
+
+def fingerprint(name: Any, phone: Any, email: Any, address: Any, gender: Any, birth_date: Any,
+                location: Any = None, ward: Any = None) -> str:  # fmt: skip
     """The content both sides share, normalized so that the same customer hashes the same."""
     fields = [
         (name or "").strip(),
-        re.sub(r"\D", "", phone or ""),
+        local_phone(phone),
         (email or "").strip().lower(),
         (address or "").strip(),
         gender or "",
         (birth_date or "")[:10],
+        (location or "").strip(),
+        (ward or "").strip(),
     ]
     return hashlib.sha256(json.dumps(fields, ensure_ascii=False).encode()).hexdigest()[:32]
 
@@ -44,12 +54,18 @@ def _gender_word(male: bool | None) -> str | None:
     return None if male is None else ("male" if male else "female")
 
 
+def _location(province: str | None, district: str | None) -> str | None:
+    return " - ".join(part for part in (province, district) if part) or None
+
+
 def kiotviet_fingerprint(c: KvCustomer) -> str:
-    return fingerprint(c.name, c.contact_number, c.email, c.address, _gender_word(c.gender), c.birth_date)
+    return fingerprint(c.name, c.contact_number, c.email, c.address, _gender_word(c.gender), c.birth_date,
+                       c.location_name, c.ward_name)  # fmt: skip
 
 
 def abaha_fingerprint(c: AbahaCustomer) -> str:
-    return fingerprint(c.name, c.phone, c.email, c.address, c.gender, c.birth_date)
+    return fingerprint(c.name, c.phone, c.email, c.address, c.gender, c.birth_date,
+                       _location(c.province, c.district), c.ward)  # fmt: skip
 
 
 def is_echo(ctx: ShopContext, side: str, customer_id: int, content: str) -> bool:
@@ -73,13 +89,10 @@ def apply_kiotviet_customer(event: Event, ctx: ShopContext) -> str:
 
 
 def write_customer_to_abaha(customer: KvCustomer, groups: list[int], ctx: ShopContext, fallback_version: str) -> None:
-    """Create or update the Abaha customer linked to this KiotViet one, and remember the echo."""
+    """Create or update the Abaha customer linked to this KiotViet one, expecting its echo."""
     shop = ctx.connection.shop_id
     content = kiotviet_fingerprint(customer)
-    ctx.links.remember_content(shop, KIOTVIET, customer.id, content)
     abaha_id = ctx.links.abaha_customer_for(shop, customer.id)
-    if abaha_id is not None:
-        ctx.links.remember_content(shop, ABAHA, abaha_id, content)
     body: dict[str, Any] = {
         "code": customer.code, "name": customer.name, "phone": customer.contact_number,
         "email": customer.email, "gender": _gender_word(customer.gender),
@@ -88,7 +101,11 @@ def write_customer_to_abaha(customer: KvCustomer, groups: list[int], ctx: ShopCo
     }  # fmt: skip
     if abaha_id is not None:
         body["abaha_id"] = abaha_id
-    linked = ctx.abaha.put_customer(customer.id, body)
+    with ExitStack() as expecting:
+        expecting.enter_context(ctx.links.expecting_content(shop, KIOTVIET, customer.id, content))
+        if abaha_id is not None:
+            expecting.enter_context(ctx.links.expecting_content(shop, ABAHA, abaha_id, content))
+        linked = ctx.abaha.put_customer(customer.id, body)
     ctx.links.remember_content(shop, ABAHA, linked, content)
     ctx.links.link_customer(shop, customer.id, linked)
 
@@ -100,42 +117,46 @@ def apply_abaha_customer(event: Event, ctx: ShopContext) -> str:
     if is_echo(ctx, ABAHA, customer.id, content):
         return ECHO
     with ctx.state.entity_lock(shop, "abaha_customer", str(customer.id)):
-        kv_id = customer.kv_id or ctx.links.kv_customer_for(shop, customer.id) or find_by_phone(customer.phone, ctx)
+        kv_id = customer.kv_id or ctx.links.kv_customer_for(shop, customer.id)
+        created = False
         if kv_id is None:
-            kv_id = create_kiotviet_customer(customer, content, ctx)
-            write_kiotviet = False
-        else:
-            write_kiotviet = True
+            # the same lock as an order's customer: a new phone becomes one KiotViet customer
+            with ctx.state.entity_lock(shop, "phone", local_phone(customer.phone) or f"abaha:{customer.id}"):
+                kv_id = find_by_phone(customer.phone, ctx)
+                if kv_id is None:
+                    kv_id, created = create_kiotviet_customer(customer, content, ctx), True
 
         def write() -> None:
-            if write_kiotviet:
-                ctx.links.remember_content(shop, KIOTVIET, kv_id, content)
-                ctx.kiotviet.update_customer(kv_id, kiotviet_customer_body(customer, ctx))
-            link_on_abaha(customer, kv_id, content, ctx)
+            with ctx.links.expecting_content(shop, ABAHA, customer.id, content):
+                if not created:
+                    with ctx.links.expecting_content(shop, KIOTVIET, kv_id, content):
+                        ctx.kiotviet.update_customer(kv_id, kiotviet_customer_body(customer, ctx))
+                link_on_abaha(customer, kv_id, ctx)
 
         return guarded(ctx, event, "customer", str(kv_id), write)
 
 
 def create_kiotviet_customer(customer: AbahaCustomer, content: str, ctx: ShopContext) -> int:
+    """Create it, and link it at once: a retry then updates it instead of making another."""
+    shop = ctx.connection.shop_id
     created = ctx.kiotviet.create_customer(kiotviet_customer_body(customer, ctx))
     kv_id = int(created["id"])
-    ctx.links.remember_content(ctx.connection.shop_id, KIOTVIET, kv_id, content)
+    ctx.links.remember_content(shop, KIOTVIET, kv_id, content)
+    ctx.links.link_customer(shop, kv_id, customer.id)
     log.info("customer.created_in_kiotviet", kv_customer_id=kv_id, abaha_customer_id=customer.id)
     return kv_id
 
 
-def link_on_abaha(customer: AbahaCustomer, kv_id: int, content: str, ctx: ShopContext) -> None:
-    shop = ctx.connection.shop_id
-    ctx.links.remember_content(shop, ABAHA, customer.id, content)
+def link_on_abaha(customer: AbahaCustomer, kv_id: int, ctx: ShopContext) -> None:
     body = {"abaha_id": customer.id, "name": customer.name, "phone": customer.phone, "email": customer.email,
             "gender": customer.gender, "birth_date": customer.birth_date, "address": customer.address,
             "source_modified_at": customer.updated_at}  # fmt: skip
     ctx.abaha.put_customer(kv_id, body)
-    ctx.links.link_customer(shop, kv_id, customer.id)
+    ctx.links.link_customer(ctx.connection.shop_id, kv_id, customer.id)
 
 
 def kiotviet_customer_body(customer: AbahaCustomer, ctx: ShopContext) -> dict[str, Any]:
-    location = " - ".join(part for part in (customer.province, customer.district) if part)
+    location = _location(customer.province, customer.district)
     gender = None if customer.gender is None else customer.gender == "male"
     return {"name": customer.name, "contactNumber": customer.phone, "email": customer.email,
             "address": customer.address, "gender": gender, "birthDate": customer.birth_date,
@@ -145,29 +166,33 @@ def kiotviet_customer_body(customer: AbahaCustomer, ctx: ShopContext) -> dict[st
 
 def find_by_phone(phone: str | None, ctx: ShopContext) -> int | None:
     """The KiotViet customer with this phone number, so no duplicate is made."""
-    digits = re.sub(r"\D", "", phone or "")
-    if not digits:
+    local = local_phone(phone)
+    if not local:
         return None
-    for match in ctx.kiotviet.customers_by_phone(digits):
-        if re.sub(r"\D", "", str(match.get("contactnumber") or "")) == digits:
+    for match in ctx.kiotviet.customers_by_phone(local):
+        if local_phone(match.get("contactnumber")) == local:
             return int(match["id"])
     return None
 
 
 def kiotviet_customer_for_order(order: AbahaOrder, ctx: ShopContext) -> int | None:
-    """The KiotViet customer of an Abaha order: matched by phone, or created and linked."""
+    """The KiotViet customer of an Abaha order: matched by phone, or created (once per phone,
+    even with orders of a new customer arriving together)."""
     buyer = order.customer or order.shipping_address
-    if buyer is None or not buyer.phone:
+    if buyer is None or not local_phone(buyer.phone):
         return None  # KiotViet's walk-in customer
-    found = find_by_phone(buyer.phone, ctx)
-    if found is not None:
-        return found
-    location = " - ".join(part for part in (buyer.province, buyer.district) if part)
-    body = {"name": buyer.name, "contactNumber": buyer.phone, "address": buyer.address,
-            "locationName": location or None, "wardName": buyer.ward, "branchId": ctx.connection.branch_id}  # fmt: skip
-    kv_id = int(ctx.kiotviet.create_customer(body)["id"])
-    content = fingerprint(buyer.name, buyer.phone, None, buyer.address, None, None)
-    ctx.links.remember_content(ctx.connection.shop_id, KIOTVIET, kv_id, content)
+    shop = ctx.connection.shop_id
+    with ctx.state.entity_lock(shop, "phone", local_phone(buyer.phone)):
+        found = find_by_phone(buyer.phone, ctx)
+        if found is not None:
+            return found
+        body = {"name": buyer.name, "contactNumber": buyer.phone, "address": buyer.address,
+                "locationName": _location(buyer.province, buyer.district), "wardName": buyer.ward,
+                "branchId": ctx.connection.branch_id}  # fmt: skip
+        kv_id = int(ctx.kiotviet.create_customer(body)["id"])
+    content = fingerprint(buyer.name, buyer.phone, None, buyer.address, None, None,
+                          _location(buyer.province, buyer.district), buyer.ward)  # fmt: skip
+    ctx.links.remember_content(shop, KIOTVIET, kv_id, content)
     return kv_id
 
 
