@@ -42,6 +42,8 @@ class Settings:
             raise ConfigError(f"LOG_FORMAT must be 'json' or 'console', not {log_format!r}")
         reconcile_interval = _whole(env, "RECONCILE_INTERVAL", 900)
         hourly_budget = _whole(env, "KIOTVIET_HOURLY_BUDGET", 5000)
+        if hourly_budget < 100:
+            raise ConfigError("KIOTVIET_HOURLY_BUDGET must be at least 100 requests an hour")
         return cls(
             redis_url=_blank_to_none(env.get("REDIS_URL")),
             kiotviet_api_url=env.get("KIOTVIET_API_URL", DEFAULT_KIOTVIET_API_URL).rstrip("/"),

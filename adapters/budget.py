@@ -8,22 +8,25 @@ would remain, which keeps headroom for the fetches that webhooks need. A 429 pau
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import redis
 
 WEBHOOK, BACKGROUND = "webhook", "background"
+MINIMUM_HOURLY = 100
 
 _TAKE = """
 local bucket, pause_key = KEYS[1], KEYS[2]
-local now, rate, burst, reserve = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local clock = redis.call('TIME')  -- Redis's clock, the same for every worker host
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local rate, burst, reserve = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local paused = tonumber(redis.call('GET', pause_key) or '0')
 if paused > now then return paused - now end
 local state = redis.call('HMGET', bucket, 'tokens', 'at')
 local tokens = tonumber(state[1]) or burst
 local at = tonumber(state[2]) or now
 tokens = math.min(burst, tokens + math.max(0, now - at) * rate)
+now = math.max(now, at)
 local wait = 0
 if tokens - 1 >= reserve then tokens = tokens - 1 else wait = math.ceil((reserve + 1 - tokens) / rate) end
 redis.call('HSET', bucket, 'tokens', tostring(tokens), 'at', tostring(now))
@@ -37,6 +40,10 @@ class BudgetPolicy:
     """The numbers of the bucket, derived from the hourly limit."""
 
     hourly: int = 5000
+
+    def __post_init__(self) -> None:
+        if self.hourly < MINIMUM_HOURLY:
+            raise ValueError(f"a KiotViet budget below {MINIMUM_HOURLY} requests an hour cannot be shared")
 
     @property
     def burst(self) -> int:
@@ -62,12 +69,12 @@ class RequestBudget:
     def take(self, retailer: str, priority: str = WEBHOOK) -> float:
         """0 when granted; otherwise the seconds to wait before asking again."""
         reserve = self._policy.background_reserve if priority == BACKGROUND else 0
-        now_ms = int(time.time() * 1000)
         keys = [f"sync:budget:{retailer}", f"sync:budget:{retailer}:paused"]
-        wait_ms = int(self._take(keys=keys, args=[now_ms, self._policy.rate_per_ms, self._policy.burst, reserve]))
-        return wait_ms / 1000
+        wait_ms = int(self._take(keys=keys, args=[self._policy.rate_per_ms, self._policy.burst, reserve]))
+        return max(wait_ms, 0) / 1000
 
     def pause(self, retailer: str, seconds: float) -> None:
         """KiotViet said slow down (429): nothing is sent for this shop until then."""
-        until = int((time.time() + seconds) * 1000)
+        now_seconds, now_micros = self._redis.time()  # type: ignore[misc]
+        until = now_seconds * 1000 + now_micros // 1000 + int(seconds * 1000)
         self._redis.set(f"sync:budget:{retailer}:paused", until, px=int(seconds * 1000) + 1000)
