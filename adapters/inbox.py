@@ -24,6 +24,7 @@ QUARANTINE_KEY = "sync:quarantine"
 QUARANTINE_LIMIT = 1000
 QUARANTINE_BODY_BYTES = 16 * 1024
 RETRY_INTERVALS = [5, 30, 120, 600, 1800, 3600]
+EVENT_JOB_SECONDS = 240  # RQ stops a job running longer; entity locks outlive it
 
 
 def event_queue(redis_client: redis.Redis, name: str = EVENTS_QUEUE) -> Queue:
@@ -70,6 +71,7 @@ class EventInbox:
             job_id=event.id,
             description=f"{event.source} {event.type} {event.entity_id} shop={event.shop_id}",
             retry=job_retry(),
+            timeout=EVENT_JOB_SECONDS,
             result_ttl=24 * 3600,
             failure_ttl=30 * 24 * 3600,
         )

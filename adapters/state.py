@@ -15,7 +15,8 @@ from adapters.errors import TransientError
 
 OUTCOMES = ("applied", "stale", "ignored", "echo", "not_applied", "failed", "quarantined", "total_mismatch")
 PROBLEMS_KEPT = 100
-LOCK_SECONDS = 120
+# longer than an event job may run (EVENT_JOB_SECONDS), so a lock never lapses under a live job
+LOCK_SECONDS = 300
 
 
 class SyncState:
@@ -31,7 +32,7 @@ class SyncState:
             f"sync:lock:{shop_id}:{kind}:{entity_id}", timeout=LOCK_SECONDS, blocking_timeout=LOCK_SECONDS
         )
         if not lock.acquire():
-            raise TransientError(f"{kind} {entity_id} is busy in another worker")
+            raise TransientError(f"{kind} {entity_id} is busy in another worker", retry_after=30)
         try:
             yield
         finally:
@@ -108,8 +109,11 @@ class SyncState:
         """Drop every piece of bookkeeping of a shop (its connection was deleted)."""
         keys = [f"sync:stats:{shop_id}", f"sync:parked:{shop_id}", f"sync:problems:{shop_id}"]
         # shop ids are letters, digits, '.', '_' and '-': no glob characters, and the ':' after
-        # the id keeps shop-4 from matching shop-42
-        keys += [_text(k) for k in self._redis.scan_iter(match=f"sync:*:{shop_id}:*", count=500)]
+        # the id keeps shop-4 from matching shop-42. Links (which KiotViet order was made from
+        # which Abaha order, which customers are one) are kept: saving the shop again must not
+        # make a second order of one already made.
+        found = (_text(k) for k in self._redis.scan_iter(match=f"sync:*:{shop_id}:*", count=500))
+        keys += [k for k in found if not k.startswith("sync:links:")]
         self._redis.delete(*keys)
 
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
 
-from adapters.errors import AbahaRejected, KiotVietNotFound, KiotVietRejected, PermanentError
+from adapters.errors import AbahaRejected, KiotVietNotFound, KiotVietRejected, PermanentError, TransientError
 from schemas.abaha import AbahaOrder
 from schemas.events import Event
 from schemas.kiotviet import KvOrder
@@ -26,6 +26,8 @@ log = structlog.get_logger(__name__)
 MARKER = re.compile(r"\[abaha:(\d+)\]")
 ABAHA_STATUS = {3: "completed", 4: "cancelled"}  # KiotViet Hoàn thành, Đã hủy
 ADOPT_WINDOW = timedelta(minutes=15)
+# longer than an attempt can wait for KiotViet's answer to POST /orders (30 s read timeout)
+SETTLE_SECONDS = 60
 
 
 class OrderRefused(PermanentError):
@@ -42,7 +44,11 @@ def apply_abaha_order(event: Event, ctx: ShopContext) -> str:
             log.info("order.already_in_kiotviet", abaha_order=order.code, kv_order_code=record["kv_code"])
             return IGNORED
         if record and record["state"] == "intent":
-            record = adopt_crashed_attempt(order, record, ctx)
+            record = after_interrupted_attempt(order, record, ctx)
+        elif record is None and event.type == "order.updated":
+            # the create was lost, or this service's records of the shop were (a deleted and
+            # saved-again connection): look before making it
+            record = adopt_existing(order, order.created_at, ctx)
         if record is None or record["state"] == "intent":
             record = create_kiotviet_order(order, ctx)
         finish(order, record, ctx)
@@ -63,9 +69,22 @@ def create_kiotviet_order(order: AbahaOrder, ctx: ShopContext) -> dict[str, Any]
     return record
 
 
-def adopt_crashed_attempt(order: AbahaOrder, record: dict[str, Any], ctx: ShopContext) -> dict[str, Any] | None:
-    """Find the KiotViet order an interrupted attempt created, by the marker in its description."""
-    since = datetime.fromisoformat(record["since"]) - ADOPT_WINDOW
+def after_interrupted_attempt(order: AbahaOrder, record: dict[str, Any], ctx: ShopContext) -> dict[str, Any] | None:
+    """An earlier attempt recorded its intent and did not finish. While it may still be waiting
+    for KiotViet's answer, wait; after that, adopt what it made, if anything."""
+    age = (datetime.now(UTC) - datetime.fromisoformat(record["since"])).total_seconds()
+    if age < SETTLE_SECONDS:
+        raise TransientError(
+            f"Abaha order {order.code}: an attempt to create it in KiotViet began {int(age)} s ago and "
+            "may still be waiting for KiotViet's answer; looking again later", SETTLE_SECONDS - age)  # fmt: skip
+    return adopt_existing(order, record["since"], ctx)
+
+
+def adopt_existing(order: AbahaOrder, since_text: str | None, ctx: ShopContext) -> dict[str, Any] | None:
+    """Find a KiotViet order made from this Abaha order, by the marker in its description."""
+    if since_text is None:
+        return None
+    since = datetime.fromisoformat(since_text) - ADOPT_WINDOW
     params = {"branchIds": ctx.connection.branch_id, "lastModifiedFrom": since.isoformat()}
     for page in ctx.kiotviet.pages("/orders", params):
         for item in page.get("data") or []:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import fakeredis
@@ -118,3 +119,19 @@ def test_refusals_are_explained(ctx: ShopContext, said: str, advice: str) -> Non
 )
 def test_the_marker_is_read_from_a_description(text: str | None, found: int | None) -> None:
     assert marker_of(text) == found
+
+
+def test_a_recent_intent_waits_and_an_old_one_adopts_what_was_made(ctx: ShopContext) -> None:
+    from adapters.errors import TransientError
+
+    ctx.links.record_intent("shop-42", 98765)
+    with pytest.raises(TransientError, match="may still be waiting"):
+        apply_abaha_order(order_event(), ctx)
+    made = {"id": 777, "code": "DH777", "description": "Đơn Abaha DH98765 [abaha:98765]"}
+    ctx.kiotviet.pages = lambda path, params: iter([{"total": 1, "data": [made]}])  # type: ignore[attr-defined]
+    old = {"state": "intent", "since": "2026-11-30T00:00:00+00:00"}
+    ctx.state._redis.hset("sync:links:shop-42:orders", "98765", json.dumps(old))  # type: ignore[attr-defined]
+    ctx.kiotviet.order = lambda order_id: {"total": 320000}  # type: ignore[attr-defined]
+    assert apply_abaha_order(order_event(), ctx) == "applied"
+    assert ctx.abaha.links == [(98765, 777, "DH777")]  # type: ignore[attr-defined]
+    assert ctx.kiotviet.orders == []  # type: ignore[attr-defined]  # adopted, nothing created
