@@ -77,13 +77,14 @@ class AbahaClient:
         """Completed / Cancelled; a 409 `status_final` raises AbahaRejected with that code."""
         self.request("PUT", f"/orders/{abaha_order_id}/status", json=body)
 
-    def changed_since(self, path: str, since: str) -> Iterator[list[dict[str, Any]]]:
-        """Pages of orders or customers changed since `since` (reconciliation)."""
-        page: int | None = 1
-        while page is not None:
-            answer = self.request("GET", path, params={"updated_since": since, "page": page, "per_page": 100})
-            yield list(answer.get("data") or [])
-            page = answer.get("next_page")
+    def changed_since(self, path: str, since: str, page: int = 1) -> Iterator[tuple[list[dict[str, Any]], int]]:
+        """Pages of orders or customers changed since `since`, from page `page`, each with the
+        number of the next page (0 after the last)."""
+        number: int | None = page
+        while number is not None:
+            answer = self.request("GET", path, params={"updated_since": since, "page": number, "per_page": 100})
+            number = answer.get("next_page")
+            yield list(answer.get("data") or []), number or 0
 
     def put_customer_group(self, kv_id: int, body: dict[str, Any]) -> None:
         self.request("PUT", f"/customer-groups/{kv_id}", json=body)

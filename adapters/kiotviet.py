@@ -149,12 +149,17 @@ class KiotVietClient:
 
     def pages(self, path: str, params: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
         """Every page of a list, PAGE_SIZE items at a time."""
-        offset = 0
+        for page, _ in self.pages_from(path, params, 0):
+            yield page
+
+    def pages_from(self, path: str, params: dict[str, Any] | None, start: int) -> Iterator[tuple[dict[str, Any], int]]:
+        """The pages of a list from item `start`, each with the offset the next one starts at."""
+        offset = start
         while True:
             page = self.request("GET", path, params={**(params or {}), "pageSize": PAGE_SIZE, "currentItem": offset})
-            yield page
             count = len(page.get("data") or [])
             offset += count
+            yield page, offset
             if count == 0 or offset >= int(page.get("total") or 0):
                 return
 

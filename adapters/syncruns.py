@@ -107,3 +107,18 @@ class Watermarks:
 
     def set(self, shop_id: str, name: str, value: str) -> None:
         self._redis.hset(f"sync:watermarks:{shop_id}:", name, value)
+
+    def checkpoint(self, shop_id: str, name: str) -> dict[str, Any] | None:
+        """Where an unfinished pull stopped: its `since`, when it began, the next position."""
+        raw = self._redis.hget(f"sync:watermarks:{shop_id}:", f"{name}:checkpoint")
+        return json.loads(raw) if raw else None  # type: ignore[arg-type]
+
+    def save_checkpoint(self, shop_id: str, name: str, checkpoint: dict[str, Any]) -> None:
+        self._redis.hset(f"sync:watermarks:{shop_id}:", f"{name}:checkpoint", json.dumps(checkpoint))
+
+    def finish(self, shop_id: str, name: str, watermark: str) -> None:
+        """The pull is complete: move the watermark, forget the checkpoint."""
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hset(f"sync:watermarks:{shop_id}:", name, watermark)
+        pipe.hdel(f"sync:watermarks:{shop_id}:", f"{name}:checkpoint")
+        pipe.execute()
