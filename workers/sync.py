@@ -89,6 +89,8 @@ def sync_step(shop_id: str, run_id: str, entity: str, offset: int) -> dict[str, 
         return {"outcome": "waiting", "seconds": exc.retry_after}
     except Exception as exc:
         job = get_current_job()
+        if isinstance(exc, PermanentError) and job is not None:
+            job.retries_left = 0  # retrying cannot help until someone changes something
         if isinstance(exc, PermanentError) or job is None or not job.retries_left:
             runs.error(shop_id, run_id, f"{entity} from item {offset}: {exc}")
             runs.set_state(shop_id, run_id, "failed")
@@ -117,7 +119,8 @@ def next_entity(runs: SyncRuns, shop_id: str, run_id: str, entity: str) -> str |
     """The step after `entity`: each price book's prices follow the price books."""
     description = runs.describe(shop_id, run_id) or {}
     wanted = [e for e in ENTITIES if e in description.get("entities", {})]
-    books: list[int] = runs.recall(shop_id, run_id, "pricebooks") or []
+    # each book once, however often a page was read again (a retried or repeated step)
+    books: list[int] = list(dict.fromkeys(runs.recall(shop_id, run_id, "pricebooks") or []))
     order = []
     for name in wanted:
         order.append(name)
@@ -207,7 +210,7 @@ def sync_pricebooks(ctx: ShopContext, runs: SyncRuns, run_id: str, entity: str, 
         write = partial(ctx.abaha.put_price_list, book.id, body)
         _guarded(ctx, "pricebook", str(book.id), _micros(book.modified_date, version), write)
         books.append(book.id)
-    runs.remember(ctx.connection.shop_id, run_id, "pricebooks", books)
+    runs.remember(ctx.connection.shop_id, run_id, "pricebooks", list(dict.fromkeys(books)))
     return _done(runs, ctx, run_id, "pricebooks", page, following)
 
 

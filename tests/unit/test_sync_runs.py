@@ -31,7 +31,7 @@ def test_a_new_run_supersedes_the_previous_one() -> None:
 def test_each_price_books_prices_follow_the_price_books() -> None:
     runs = SyncRuns(fakeredis.FakeRedis())
     run_id = runs.start("s", ["products", "pricebooks", "customers"])
-    runs.remember("s", run_id, "pricebooks", [201, 202])
+    runs.remember("s", run_id, "pricebooks", [201, 202, 201])  # a page read twice
     steps, entity = [], "products"
     while entity is not None:
         steps.append(entity)
