@@ -8,6 +8,7 @@ from typing import Any
 
 import redis
 
+from adapters.errors import PermanentError
 from adapters.vault import Vault
 
 PREFIX = "sync:conn:"
@@ -87,6 +88,14 @@ class ConnectionStore:
         values = json.loads(self._vault.decrypt(_text(sealed)))
         values["webhook_secrets"] = tuple(values.get("webhook_secrets", ()))
         return ConnectionSecrets(**values)
+
+    def readable_secrets(self, shop_id: str) -> ConnectionSecrets | None:
+        """The secrets, or None when there are none or they were sealed under another
+        SECRET_KEY (for the paths that must go on: saving again, deleting, verifying)."""
+        try:
+            return self.secrets(shop_id)
+        except PermanentError:
+            return None
 
     def all(self) -> list[Connection]:
         shops = sorted(_text(s) for s in self._redis.smembers(INDEX))  # type: ignore[union-attr]

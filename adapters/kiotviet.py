@@ -14,7 +14,7 @@ import requests
 import structlog
 
 from adapters.budget import WEBHOOK, RequestBudget
-from adapters.errors import KiotVietNotFound, KiotVietRejected, TransientError
+from adapters.errors import KiotVietNotFound, KiotVietRejected, PermanentError, TransientError
 from adapters.http import TRANSIENT_STATUSES, make_session, retry_after, send
 from adapters.vault import Vault
 from schemas.kiotviet import KvProduct, ProductSchema, lower_keys
@@ -46,7 +46,8 @@ class KiotVietAuth:
 
     def token(self, client_id: str, client_secret: str, stale: str | None = None) -> str:
         """A valid token; `stale` is one KiotViet just refused, to be replaced once."""
-        key = "sync:kvtoken:" + hashlib.sha256(client_id.encode()).hexdigest()[:24]
+        # keyed by both: a wrong secret must not be validated by a token the right one got
+        key = "sync:kvtoken:" + hashlib.sha256(f"{client_id}\0{client_secret}".encode()).hexdigest()[:32]
         cached = self._cached(key)
         if cached and cached != stale:
             return cached
@@ -62,7 +63,12 @@ class KiotVietAuth:
 
     def _cached(self, key: str) -> str | None:
         sealed = self._redis.get(key)
-        return self._vault.decrypt(sealed.decode()) if isinstance(sealed, bytes) else None
+        if not isinstance(sealed, bytes):
+            return None
+        try:
+            return self._vault.decrypt(sealed.decode())
+        except PermanentError:
+            return None  # sealed under another SECRET_KEY: fetch a new one
 
     def _fetch(self, client_id: str, client_secret: str) -> tuple[str, int]:
         form = {

@@ -80,7 +80,7 @@ class ConnectionAdmin:
         if check.errors:
             raise ConnectionInvalid(check.errors)
         previous = self._services.connections.get(shop_id)
-        old_secrets = self._services.connections.secrets(shop_id) if previous else None
+        old_secrets = self._services.connections.readable_secrets(shop_id) if previous else None
         keep_token = old_secrets is not None and not request["rotate_abaha_token"]
         abaha_token = old_secrets.abaha_webhook_token if keep_token and old_secrets else secrets.token_urlsafe(32)
         connection = Connection(
@@ -135,11 +135,13 @@ class ConnectionAdmin:
     def delete(self, shop_id: str) -> dict[str, Any] | None:
         """Unregister the shop's KiotViet webhooks and forget its secrets and state."""
         connection = self._services.connections.get(shop_id)
-        stored = self._services.connections.secrets(shop_id)
-        if connection is None or stored is None:
+        if connection is None:
             return None
+        stored = self._services.connections.readable_secrets(shop_id)
         warnings: list[str] = []
         try:
+            if stored is None:
+                raise PermanentError("the stored client secret cannot be read (SECRET_KEY changed)")
             client = self._client(connection.retailer, connection.client_id, stored.client_secret)
             for webhook in connection.webhooks:
                 client.delete_webhook(webhook.id)
@@ -221,9 +223,15 @@ def check_kiotviet(client: KiotVietClient, branch_id: int, surcharge_code: str |
     if branch_id not in names:
         known = ", ".join(f"{i} ({n})" for i, n in sorted(names.items())) or "none"
         check.errors.append(f"branch_id: branch {branch_id} does not exist in KiotViet; the shop's branches: {known}")
-    if surcharge_code:
-        check.surcharge_id = _surcharge_id(client, surcharge_code, check.errors)
-    settings = client.settings()
+    try:
+        if surcharge_code:
+            check.surcharge_id = _surcharge_id(client, surcharge_code, check.errors)
+        settings = client.settings()
+    except TransientError as exc:
+        raise ConnectionInvalid([f"KiotViet did not answer, try again: {exc}"], 502) from exc
+    except KiotVietRejected as exc:
+        check.errors.append(f"KiotViet refused to show the shop's settings: {exc.kiotviet_message or exc}")
+        return check
     if _setting_off(settings.get("alloworderwhenoutstock")):
         check.warnings.append(OUT_OF_STOCK_WARNING)
     return check

@@ -74,9 +74,11 @@ def read_body(limit: int) -> bytes:
 
 def webhook_secrets(services: Services, shop_id: str) -> Sequence[str]:
     """The secrets this shop's webhooks were registered with."""
-    secrets = services.connections.secrets(shop_id)
-    if secrets is None:
+    if services.connections.get(shop_id) is None:
         raise Rejected("unknown shop")
+    secrets = services.connections.readable_secrets(shop_id)
+    if secrets is None:
+        raise Rejected("the shop's webhook secrets cannot be read (SECRET_KEY changed): save the connection again")
     return secrets.webhook_secrets
 
 

@@ -155,3 +155,12 @@ def test_no_delivery_is_ever_answered_with_a_status_that_disables_the_webhook(
 ) -> None:
     headers = {"X-Hub-Signature": sign(body, SECRET) if signed else header}
     assert client.post(URL, data=body, headers=headers).status_code not in FORBIDDEN
+
+
+def test_secrets_sealed_under_another_secret_key_quarantine_with_the_fix_named(
+    settings: Settings, services: Services
+) -> None:
+    other = services_on(settings.with_overrides({"secret_key": "another-key"}), services.redis, "redis://fake")
+    response = create_app(services=other).test_client().post(URL, data=BODY, headers={"X-Hub-Signature": "x"})
+    assert response.status_code == 200
+    assert "SECRET_KEY changed" in response.json["reason"]
