@@ -6,6 +6,7 @@ every key is lower-cased before loading, so one schema reads both.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -49,9 +50,12 @@ class Money(fields.Field[int]):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
         try:
-            return round(float(value))
+            amount = float(value)
         except (TypeError, ValueError) as exc:
             raise ValidationError(f"not an amount: {value!r}") from exc
+        if not math.isfinite(amount):
+            raise ValidationError(f"not an amount: {value!r}")
+        return round(amount)
 
 
 class ImageList(fields.Field[tuple[str, ...]]):

@@ -68,7 +68,8 @@ def normalize_delivery(raw: bytes, body: Any, shop_id: str, received_at: str) ->
         for index, item in enumerate(_items(data)):
             try:
                 entity_id, payload, version = _read_item(kind, item)
-            except (ValidationError, ValueError, TypeError) as exc:
+            # whatever an item holds, it is reported as a problem and the others still go
+            except (ValidationError, ValueError, TypeError, KeyError, OverflowError, AttributeError) as exc:
                 result.problems.append(f"{kind} item {index}: {_describe(exc)}")
                 continue
             result.events.append(Event(

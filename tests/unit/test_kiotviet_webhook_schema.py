@@ -137,3 +137,14 @@ def test_an_item_without_its_id_is_reported_not_guessed() -> None:
 def test_unusable_deliveries_are_rejected_with_a_reason(body: object, reason: str) -> None:
     with pytest.raises(DeliveryRejected, match=reason):
         normalize_delivery(b"{}", body, "shop", RECEIVED)
+
+
+def test_odd_items_become_problems_and_the_others_still_go() -> None:
+    body = {"Id": "odd", "Notifications": [
+        {"Action": "product.delete", "Data": [{"ProductId": 5}, {"RemoveId": [6]}]},
+        {"Action": "product.update", "Data": [{"Id": 7, "BasePrice": 1e999}, {"Id": 8, "BasePrice": 1}]},
+        {"Action": "stock.update", "Data": [{"ProductId": 9, "BranchId": 11, "OnHand": float("nan")}]},
+    ]}  # fmt: skip
+    result = normalize_delivery(b"", body, "shop", RECEIVED)
+    assert [(e.type, e.entity_id) for e in result.events] == [("product.delete", "6"), ("product.update", "8")]
+    assert len(result.problems) == 3
