@@ -30,7 +30,7 @@ def create_app(overrides: Mapping[str, Any] | None = None, services: Services | 
     settings = services.settings if services else Settings.from_env().with_overrides(overrides)
     configure_logging(settings.log_format)
     app = Flask(__name__)
-    services = services or build_services(settings)
+    services = services or build_services(settings, answering_webhooks=True)
     app.extensions["sync"] = services
     app.register_blueprint(kiotviet.blueprint)
     app.register_blueprint(abaha.blueprint)

@@ -37,16 +37,21 @@ class Services:
     vault: Vault
 
 
-def build_services(settings: Settings) -> Services:
+def build_services(settings: Settings, *, answering_webhooks: bool = False) -> Services:
     """Connect to Redis (embedded for local runs) and assemble the collaborators."""
     url = settings.redis_url or ensure_embedded_redis(settings.state_dir)
-    return services_on(settings, redis_client(url), url)
+    return services_on(settings, redis_client(url, answering_webhooks=answering_webhooks), url)
 
 
-def redis_client(url: str) -> redis.Redis:
-    """A client that gives up quickly: a webhook must be answered (503) well inside 5 s."""
-    retry = Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=2)
-    return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=1, health_check_interval=30, retry=retry)
+def redis_client(url: str, *, answering_webhooks: bool = False) -> redis.Redis:
+    """A client for `url`. The web app's gives up within about a second a command, so a stalled
+    Redis becomes a 503 well inside KiotViet's 5-second limit; workers may wait longer."""
+    if answering_webhooks:
+        retry = Retry(ExponentialBackoff(cap=0.1, base=0.02), retries=1)
+        return redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=0.5, retry=retry,
+                                    health_check_interval=30)  # fmt: skip
+    retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3)
+    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2, retry=retry, health_check_interval=30)
 
 
 def services_on(settings: Settings, client: redis.Redis, url: str) -> Services:

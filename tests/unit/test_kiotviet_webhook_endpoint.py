@@ -135,7 +135,7 @@ def test_quarantine_stays_bounded(client: FlaskClient, services: Services, monke
 
 def test_redis_unreachable_answers_503_so_kiotviet_retries(settings: Settings) -> None:
     dead = f"redis://127.0.0.1:{free_port()}/0"
-    app: Flask = create_app(services=services_on(settings, redis_client(dead), dead))
+    app: Flask = create_app(services=services_on(settings, redis_client(dead, answering_webhooks=True), dead))
     response = app.test_client().post(URL, data=BODY, headers={"X-Hub-Signature": sign(BODY, SECRET)})
     assert response.status_code == 503
     assert response.headers["Retry-After"]
