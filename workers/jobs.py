@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 import structlog
 from rq import get_current_job
+from rq.job import Job
 
-from adapters.errors import PermanentError
+from adapters.errors import PermanentError, TransientError
 from schemas.events import Event, EventSchema
 from wiring import Services
 from workers import customers, orders
@@ -43,10 +45,20 @@ def apply_event(event_json: dict[str, Any]) -> dict[str, Any]:
     except Exception as exc:
         if job is None or not job.retries_left:
             services.state.count(event.shop_id, FAILED)
+        elif isinstance(exc, TransientError) and exc.retry_after:
+            wait_at_least(job, exc.retry_after)
         log.warning("event.retry_later", reason=str(exc), error=type(exc).__name__)
         raise
     finally:
         structlog.contextvars.clear_contextvars()
+
+
+def wait_at_least(job: Job, seconds: float) -> None:
+    """Stretch the job's next retry to what the server asked for (`Retry-After`)."""
+    intervals = list(job.retry_intervals or [0])
+    index = min(max(len(intervals) - (job.retries_left or 0), 0), len(intervals) - 1)
+    intervals[index] = max(intervals[index], math.ceil(seconds))
+    job.retry_intervals = intervals
 
 
 def run_event(event: Event, services: Services) -> str:
