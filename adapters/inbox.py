@@ -24,7 +24,7 @@ QUARANTINE_KEY = "sync:quarantine"
 QUARANTINE_LIMIT = 1000
 QUARANTINE_BODY_BYTES = 16 * 1024
 RETRY_INTERVALS = [5, 30, 120, 600, 1800, 3600]
-EVENT_JOB_SECONDS = 240  # RQ stops a job running longer; entity locks outlive it
+EVENT_JOB_SECONDS = 100  # RQ stops a job running longer; entity locks (120 s) outlive it
 
 
 def event_queue(redis_client: redis.Redis, name: str = EVENTS_QUEUE) -> Queue:

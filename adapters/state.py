@@ -15,8 +15,10 @@ from adapters.errors import TransientError
 
 OUTCOMES = ("applied", "stale", "ignored", "echo", "not_applied", "failed", "quarantined", "total_mismatch")
 PROBLEMS_KEPT = 100
-# longer than an event job may run (EVENT_JOB_SECONDS), so a lock never lapses under a live job
-LOCK_SECONDS = 300
+# longer than a job may run (RQ stops it after EVENT_JOB_SECONDS), so a lock never lapses under
+# a live job, and short enough that one a killed job held frees itself soon
+LOCK_SECONDS = 120
+LOCK_WAIT_SECONDS = 60
 
 
 class SyncState:
@@ -29,7 +31,7 @@ class SyncState:
     def entity_lock(self, shop_id: str, kind: str, entity_id: str) -> Iterator[None]:
         """Serialize the check-write-record of one entity across all workers."""
         lock = self._redis.lock(
-            f"sync:lock:{shop_id}:{kind}:{entity_id}", timeout=LOCK_SECONDS, blocking_timeout=LOCK_SECONDS
+            f"sync:lock:{shop_id}:{kind}:{entity_id}", timeout=LOCK_SECONDS, blocking_timeout=LOCK_WAIT_SECONDS
         )
         if not lock.acquire():
             raise TransientError(f"{kind} {entity_id} is busy in another worker", retry_after=30)

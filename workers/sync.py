@@ -21,7 +21,7 @@ from rq import get_current_job
 
 from adapters.budget import BACKGROUND
 from adapters.errors import PermanentError
-from adapters.inbox import SYNC_QUEUE, event_queue, job_retry
+from adapters.inbox import EVENT_JOB_SECONDS, SYNC_QUEUE, event_queue, job_retry
 from adapters.kiotviet import PAGE_SIZE, BudgetExhausted
 from adapters.syncruns import ENTITIES, SyncRuns
 from schemas.events import iso_utc, to_micros
@@ -63,7 +63,7 @@ def enqueue_step(redis_client: Any, shop_id: str, run_id: str, entity: str, offs
     queue = event_queue(redis_client, SYNC_QUEUE)
     args = (shop_id, run_id, entity, offset)
     options = {"retry": job_retry(), "description": f"sync {entity} from {offset} shop={shop_id}",
-               "result_ttl": 3600, "failure_ttl": 30 * 24 * 3600}  # fmt: skip
+               "job_timeout": EVENT_JOB_SECONDS, "result_ttl": 3600, "failure_ttl": 30 * 24 * 3600}  # fmt: skip
     if delay:
         queue.enqueue_in(timedelta(seconds=delay), SYNC_STEP, *args, **options)
     else:
@@ -244,7 +244,7 @@ def sync_customer_groups(ctx: ShopContext, runs: SyncRuns, run_id: str, entity: 
 
 
 def sync_customers(ctx: ShopContext, runs: SyncRuns, run_id: str, entity: str, offset: int) -> Page:
-    page, following = read_page(ctx, "/customers", offset, includeCustomerGroup="true")
+    page, following = read_page(ctx, "/customers", offset, includeCustomerGroup="true", orderBy="id")
     read_at = _now_micros()
     groups = runs.recall(ctx.connection.shop_id, run_id, "groups") or {}
     for item in page.get("data") or []:
