@@ -43,23 +43,11 @@ def api_routes(sandbox: KiotVietSandbox) -> Blueprint:
 
     @bp.get("/orders")
     def orders() -> Response:
-        retailer = authenticated(sandbox)
-        since = request.args.get("lastModifiedFrom")
-        branch = request.args.get("branchIds")
-        found = [o for o in sorted(retailer.orders.values(), key=lambda o: o["id"])
-                 if (not since or after(o["modifiedDate"], since))
-                 and (not branch or str(o["branchId"]) == branch)]  # fmt: skip
-        return page(found)
+        return page(matching(authenticated(sandbox).orders, branchId=request.args.get("branchIds")))
 
     @bp.get("/customers")
     def customers() -> Response:
-        retailer = authenticated(sandbox)
-        phone = request.args.get("contactNumber")
-        since = request.args.get("lastModifiedFrom")
-        found = [c for c in sorted(retailer.customers.values(), key=lambda c: c["id"])
-                 if (not phone or c.get("contactNumber") == phone)
-                 and (not since or after(c["modifiedDate"], since))]  # fmt: skip
-        return page(found)
+        return page(matching(authenticated(sandbox).customers, contactNumber=request.args.get("contactNumber")))
 
     @bp.get("/customers/<int:customer_id>")
     def customer(customer_id: int) -> Response:
@@ -86,6 +74,14 @@ def api_routes(sandbox: KiotVietSandbox) -> Blueprint:
         return page(authenticated(sandbox).customer_groups)
 
     return bp
+
+
+def matching(items: dict[int, dict[str, Any]], **equal: Any) -> list[dict[str, Any]]:
+    """The items, by id, modified since `lastModifiedFrom` and equal to each filter given."""
+    since = request.args.get("lastModifiedFrom")
+    return [item for _, item in sorted(items.items())
+            if (not since or after(item["modifiedDate"], since))
+            and all(value is None or str(item.get(key)) == str(value) for key, value in equal.items())]  # fmt: skip
 
 
 def order_problem(retailer: Retailer, body: dict[str, Any]) -> str | None:
