@@ -135,7 +135,8 @@ def deliver(retailer: Retailer, kind: str, data: list[Any]) -> list[dict[str, An
 
 
 def grow_catalogue(retailer: Retailer, *, products: int = 0, categories: int = 0, pricebooks: int = 0,
-                   prices_per_book: int = 0, customers: int = 0, first_id: int = 100_000) -> None:  # fmt: skip
+                   prices_per_book: int = 0, priced_books: int | None = None, customers: int = 0,
+                   customer_groups: int = 0, first_id: int = 100_000) -> None:  # fmt: skip
     """Add generated entities, like a shop that has used KiotViet for years (every 7th product
     inactive, every 11th not for sale)."""
     stamp = now_text()
@@ -159,9 +160,12 @@ def grow_catalogue(retailer: Retailer, *, products: int = 0, categories: int = 0
     product_ids = sorted(retailer.products)
     for n in range(pricebooks):
         bid = first_id + n
-        prices = {pid: 9_000 + i % 300 * 1_000 for i, pid in enumerate(product_ids[:prices_per_book])}
+        priced = priced_books is None or n < priced_books
+        prices = {pid: 9_000 + i % 300 * 1_000 for i, pid in enumerate(product_ids[:prices_per_book])} if priced else {}
         retailer.pricebooks[bid] = {"id": bid, "name": f"Bảng giá {n}", "isActive": True, "isGlobal": True,
                                     "prices": prices, "modifiedDate": stamp}  # fmt: skip
+    for n in range(customer_groups):
+        retailer.customer_groups.append({"id": first_id + n, "name": f"Nhóm {n}", "discount": n % 10})
     for n in range(customers):
         cid = first_id + n
         retailer.customers[cid] = {"id": cid, "code": f"KH{cid}", "name": f"Khách {n}", "gender": n % 2 == 0,

@@ -43,18 +43,25 @@ def expected_product(product: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def test_a_full_sync_makes_abaha_equal_to_kiotviet(shop: Shop) -> None:
-    grow_catalogue(shop.retailer, products=230, categories=120, pricebooks=2, prices_per_book=150, customers=130)
+    # several pages of every entity (KiotViet pages hold 100 items)
+    grow_catalogue(shop.retailer, products=230, categories=120, pricebooks=104, prices_per_book=150, priced_books=2,
+                   customers=130, customer_groups=104)  # fmt: skip
     run = finished(shop, start(shop))
     kv, ab = shop.retailer, shop.abaha
     assert {int(k): (p["sku"], p["price"], p["active"], p["stock"]) for k, p in ab.products.items()} == {
         pid: expected_product(p) for pid, p in kv.products.items()}  # fmt: skip
     assert {int(k): c["name"] for k, c in ab.categories.items()} == {
         cid: c["categoryName"] for cid, c in kv.categories.items()}  # fmt: skip
-    assert {int(book): {int(p): v for p, v in prices.items()} for book, prices in ab.prices.items()} == {
-        bid: b["prices"] for bid, b in kv.pricebooks.items()}  # fmt: skip
+    assert {int(k): p["name"] for k, p in ab.price_lists.items()} == {b: p["name"] for b, p in kv.pricebooks.items()}
+    assert {int(book): {int(p): v for p, v in prices.items()} for book, prices in ab.prices.items() if prices} == {
+        bid: b["prices"] for bid, b in kv.pricebooks.items() if b["prices"]}  # fmt: skip
     assert sorted(c["kv_id"] for c in ab.customers.values()) == sorted(kv.customers)
-    assert ab.customer_groups == {"1": {"name": "Khách VIP", "discount": 5}}
+    assert {int(k): g["name"] for k, g in ab.customer_groups.items()} == {
+        g["id"]: g["name"] for g in kv.customer_groups
+    }
     assert run["entities"]["products"] == {"done": 232, "total": 232}
+    assert run["entities"]["pricebooks"] == {"done": 105, "total": 105}
+    assert run["entities"]["customer_groups"] == {"done": 105, "total": 105}
     assert run["entities"]["prices"] == {"done": 301, "total": 301}
     assert run["errors"] == []
     shown = shop.stack.admin("GET", f"/admin/connections/{shop.shop_id}").json()["state"]["last_sync"]
