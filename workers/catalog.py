@@ -20,16 +20,25 @@ log = structlog.get_logger(__name__)
 APPLIED, STALE, IGNORED = "applied", "stale", "ignored"
 
 
-def guarded(ctx: ShopContext, event: Event, kind: str, entity_id: str, write: Callable[[], None]) -> str:
-    """Run `write` unless this version or a newer one was applied to the entity; record it."""
+def write_if_newer(ctx: ShopContext, kind: str, entity_id: str, version: int, write: Callable[[], Any], *,
+                   same_is_stale: bool) -> bool:  # fmt: skip
+    """The version guard of one entity: under its lock, run `write` unless something newer (or,
+    with `same_is_stale`, this very version) was applied, then record `version`."""
     shop = ctx.connection.shop_id
     with ctx.state.entity_lock(shop, kind, entity_id):
-        if ctx.state.is_stale(shop, kind, entity_id, event.version_micros, same_is_stale=True):
-            log.info("event.stale", kind=kind, entity_id=entity_id, version=event.version)
-            return STALE
+        if ctx.state.is_stale(shop, kind, entity_id, version, same_is_stale=same_is_stale):
+            return False
         write()
-        ctx.state.record_version(shop, kind, entity_id, event.version_micros)
-    return APPLIED
+        ctx.state.record_version(shop, kind, entity_id, version)
+    return True
+
+
+def guarded(ctx: ShopContext, event: Event, kind: str, entity_id: str, write: Callable[[], None]) -> str:
+    """Apply an event's write unless this version or a newer one was applied to the entity."""
+    if write_if_newer(ctx, kind, entity_id, event.version_micros, write, same_is_stale=True):
+        return APPLIED
+    log.info("event.stale", kind=kind, entity_id=entity_id, version=event.version)
+    return STALE
 
 
 def apply_product_update(event: Event, ctx: ShopContext) -> str:

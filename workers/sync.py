@@ -26,7 +26,7 @@ from adapters.kiotviet import PAGE_SIZE, BudgetExhausted
 from adapters.syncruns import ENTITIES, SyncRuns
 from schemas.events import iso_utc, to_micros
 from schemas.kiotviet import CategorySchema, CustomerSchema, KvProduct, PriceBookSchema, ProductSchema, read_removed_ids
-from workers.catalog import hide_product, product_body, sellable
+from workers.catalog import hide_product, product_body, sellable, write_if_newer
 from workers.context import ShopContext, process_services, shop_context
 from workers.customers import write_customer_to_abaha
 
@@ -274,14 +274,8 @@ def _done(runs: SyncRuns, ctx: ShopContext, run_id: str, entity: str, page: dict
 
 
 def _guarded(ctx: ShopContext, kind: str, entity_id: str, version: int, write: Callable[[], Any]) -> bool:
-    """The version guard of one entity, as webhooks use it; False when something newer won."""
-    shop = ctx.connection.shop_id
-    with ctx.state.entity_lock(shop, kind, entity_id):
-        if ctx.state.is_stale(shop, kind, entity_id, version):
-            return False
-        write()
-        ctx.state.record_version(shop, kind, entity_id, version)
-    return True
+    # a full sync rewrites an entity at the version already applied: it is how Abaha is repaired
+    return write_if_newer(ctx, kind, entity_id, version, write, same_is_stale=False)
 
 
 def iso_micros(micros: int) -> str:
