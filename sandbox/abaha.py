@@ -11,6 +11,8 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 WRITES = ("PUT", "PATCH", "DELETE", "POST")
+BATCH_MAX = 100
+TIMESPECS = ("seconds", "milliseconds", "microseconds")
 
 
 @dataclass
@@ -28,6 +30,10 @@ class AbahaShop:
     webhook_url: str | None = None
     webhook_token: str | None = None
     sign_events: bool = True
+    # Real Abaha stamps whole seconds ("seconds"). Finer by default for now: with whole seconds the
+    # service takes an Abaha change made in the same second as a KiotViet one for the older one
+    # (tests/integration/test_customers.py::test_a_phone_known_in_kiotviet_is_matched_not_duplicated)
+    timespec: str = "microseconds"
 
 
 @dataclass
@@ -84,6 +90,58 @@ def create_blueprints(sandbox: AbahaSandbox) -> list[Blueprint]:
     return [_api_routes(sandbox), _control_routes(sandbox)]
 
 
+def batch_items() -> list[Any] | tuple[Response, int]:
+    """The `items` of a batch call, or the 422 when they are not a list of at most BATCH_MAX."""
+    body = request.get_json(force=True, silent=True)
+    items = body.get("items") if isinstance(body, dict) else None
+    if not isinstance(items, list):
+        return error(422, "invalid", "items must be a list")
+    return items if len(items) <= BATCH_MAX else error(422, "too_many", f"at most {BATCH_MAX} items")
+
+
+def product_problem(body: Any) -> str | None:
+    """Why `PUT /products/{kv_id}` would refuse this body."""
+    if not isinstance(body, dict) or not body.get("sku") or not body.get("name"):
+        return "sku and name are required"
+    return None
+
+
+def batch_id(item: Any) -> int | None:
+    kv_id = item.get("kv_id") if isinstance(item, dict) else None
+    return kv_id if isinstance(kv_id, int) and not isinstance(kv_id, bool) else None
+
+
+def put_one(shop: AbahaShop, item: Any) -> dict[str, Any]:
+    """One item of `PUT /products:batch`, checked as `PUT /products/{kv_id}` checks it."""
+    kv_id = batch_id(item)
+    if kv_id is None:
+        return {"kv_id": item.get("kv_id") if isinstance(item, dict) else None, "status": "error",
+                "error": "kv_id must be an integer"}  # fmt: skip
+    body = {k: v for k, v in item.items() if k != "kv_id"}
+    problem = product_problem(body)
+    if problem:
+        return {"kv_id": kv_id, "status": "error", "error": problem}
+    shop.products[str(kv_id)] = body
+    return {"kv_id": kv_id, "status": "ok"}
+
+
+def patch_one(shop: AbahaShop, item: Any) -> dict[str, Any]:
+    """One item of `PATCH /products:batch`: a subset of the product body, for a known product."""
+    kv_id = batch_id(item)
+    if kv_id is None:
+        return {"kv_id": item.get("kv_id") if isinstance(item, dict) else None, "status": "error",
+                "error": "kv_id must be an integer"}  # fmt: skip
+    product = shop.products.get(str(kv_id))
+    if product is None:
+        return {"kv_id": kv_id, "status": "not_found"}
+    change = {k: v for k, v in item.items() if k != "kv_id"}
+    problem = product_problem({**product, **change})
+    if problem:
+        return {"kv_id": kv_id, "status": "error", "error": problem}
+    product.update(change)
+    return {"kv_id": kv_id, "status": "ok"}
+
+
 def _api_routes(sandbox: AbahaSandbox) -> Blueprint:  # noqa: C901 - one small closure per route
     bp = Blueprint("abaha_api", __name__, url_prefix="/abaha/v1/shops/<shop_id>")
 
@@ -111,33 +169,41 @@ def _api_routes(sandbox: AbahaSandbox) -> Blueprint:  # noqa: C901 - one small c
     @bp.put("/products/<kv_id>")
     def put_product(shop_id: str, kv_id: str) -> Any:
         body = request.get_json(force=True)
-        if not isinstance(body, dict) or not body.get("sku") or not body.get("name"):
-            return error(422, "invalid", "sku and name are required")
+        problem = product_problem(body)
+        if problem:
+            return error(422, "invalid", problem)
         shop = shop_of(shop_id)
-        created = kv_id not in shop.products
-        shop.products[kv_id] = body
+        with sandbox.lock:
+            created = kv_id not in shop.products
+            shop.products[kv_id] = body
         return jsonify(id=kv_id), 201 if created else 200
 
     @bp.patch("/products/<kv_id>")
     def patch_product(shop_id: str, kv_id: str) -> Any:
-        product = shop_of(shop_id).products.get(kv_id)
-        if product is None:
-            return error(404, "not_found", "no such product")
-        product.update(request.get_json(force=True) or {})
+        with sandbox.lock:
+            product = shop_of(shop_id).products.get(kv_id)
+            if product is None:
+                return error(404, "not_found", "no such product")
+            product.update(request.get_json(force=True) or {})
         return jsonify(id=kv_id), 200
 
     @bp.put("/products:batch")
     def put_products(shop_id: str) -> Any:
-        items = (request.get_json(force=True) or {}).get("items") or []
-        if len(items) > 100:
-            return error(422, "too_many", "at most 100 items")
+        items = batch_items()
+        if not isinstance(items, list):
+            return items
         shop = shop_of(shop_id)
-        results = []
-        for item in items:
-            kv_id = str(item.pop("kv_id"))
-            shop.products[kv_id] = item
-            results.append({"kv_id": int(kv_id), "status": "ok"})
-        return jsonify(results=results), 200
+        with sandbox.lock:
+            return jsonify(results=[put_one(shop, item) for item in items]), 200
+
+    @bp.patch("/products:batch")
+    def patch_products(shop_id: str) -> Any:
+        items = batch_items()
+        if not isinstance(items, list):
+            return items
+        shop = shop_of(shop_id)
+        with sandbox.lock:
+            return jsonify(results=[patch_one(shop, item) for item in items]), 200
 
     @bp.put("/price-lists/<kv_id>")
     def put_price_list(shop_id: str, kv_id: str) -> Any:
@@ -179,10 +245,18 @@ def _control_routes(sandbox: AbahaSandbox) -> Blueprint:
     bp = Blueprint("abaha_control", __name__, url_prefix="/_sandbox/abaha")
 
     @bp.post("/shops/<shop_id>")
-    def add_shop(shop_id: str) -> Response:
-        token = (request.get_json(force=True) or {})["token"]
-        sandbox.add_shop(shop_id, token).token = token
-        return jsonify(shop_id=shop_id)
+    def add_shop(shop_id: str) -> Any:
+        """Add or change a shop: its API `token`, and optionally `timespec` ("seconds" as real Abaha)."""
+        body = request.get_json(force=True) or {}
+        timespec = body.get("timespec")
+        if timespec is not None and timespec not in TIMESPECS:
+            return error(422, "invalid", f"timespec must be one of {', '.join(TIMESPECS)}")
+        with sandbox.lock:
+            shop = sandbox.add_shop(shop_id, body["token"])
+            shop.token = body["token"]
+            shop.timespec = timespec or shop.timespec
+            timespec = shop.timespec
+        return jsonify(shop_id=shop_id, timespec=timespec)
 
     @bp.get("/shops/<shop_id>")
     def state(shop_id: str) -> Any:
@@ -191,7 +265,8 @@ def _control_routes(sandbox: AbahaSandbox) -> Blueprint:
             return error(404, "not_found", "no such shop")
         with sandbox.lock:
             return jsonify(categories=shop.categories, products=shop.products, price_lists=shop.price_lists,
-                           prices=shop.prices, customer_groups=shop.customer_groups, writes=shop.writes)  # fmt: skip
+                           prices=shop.prices, customer_groups=shop.customer_groups, orders=shop.orders,
+                           customers=shop.customers, writes=shop.writes)  # fmt: skip
 
     @bp.post("/faults")
     def add_fault() -> Response:
