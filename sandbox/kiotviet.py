@@ -1,27 +1,30 @@
 """A simulated KiotViet: token endpoint, the public API the service uses, and webhooks it sends.
 
 Faithful to `kiotviet-api.md` where that document is sure, and picks one answer where it is
-not (webhooks are signed hex HMAC-SHA256 keyed by the secret's text, `/surcharges` answers
-404 so the client's fallback from `/surchages` is exercised only when asked).
+not (webhooks are signed hex HMAC-SHA256 keyed by the secret's text unless a test picks another
+style, `/surcharges` answers 404 so the client's fallback from `/surchages` is exercised only
+when asked, a unit row reports its base row's stock in base units).
 Control routes under `/_sandbox/kiotviet/` change data and deliver the matching webhook.
 """
 
 from __future__ import annotations
 
-import json
-import re
 import secrets
-from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, abort, jsonify, request
 
-from sandbox.kiotviet_data import VIETNAM, KiotVietSandbox, Retailer, deliver, now_text, pascal
+from sandbox import kiotviet_catalog, kiotviet_webhooks
+from sandbox.kiotviet_catalog import base_of, rest_product, share_stock
+from sandbox.kiotviet_data import KiotVietSandbox, Retailer, now_text, pascal
+from sandbox.kiotviet_http import answer_change, authenticated, page, refuse
 
 
 def create_blueprints(sandbox: KiotVietSandbox) -> list[Blueprint]:
-    """The token endpoint, the public API, and the control routes."""
-    return [_token_routes(sandbox), _api_routes(sandbox), _control_routes(sandbox)]
+    """The token endpoint, the public API, and the control routes (orders and customers are
+    in kiotviet_sales)."""
+    return [_token_routes(sandbox), _api_routes(sandbox), kiotviet_catalog.api_routes(sandbox),
+            *kiotviet_webhooks.create_blueprints(sandbox), _control_routes(sandbox)]  # fmt: skip
 
 
 def _token_routes(sandbox: KiotVietSandbox) -> Blueprint:
@@ -43,50 +46,6 @@ def _token_routes(sandbox: KiotVietSandbox) -> Blueprint:
     return bp
 
 
-def authenticated(sandbox: KiotVietSandbox) -> Retailer:
-    """The retailer of the request's token and `Retailer` header, or a 401 like KiotViet's."""
-    token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-    name = sandbox.tokens.get(token)
-    if name is None or name != request.headers.get("Retailer"):
-        body = {"responseStatus": {"errorCode": "Unauthorized", "message": "Token không hợp lệ"}}
-        abort(Response(json.dumps(body), 401, content_type="application/json"))
-    retailer = sandbox.retailers[name]
-    if request.method == "GET":
-        retailer.get_requests += 1
-    return retailer
-
-
-def page(items: list[Any]) -> Response:
-    """One page of a list, KiotViet style."""
-    size = min(int(request.args.get("pageSize", 20)), 100)
-    offset = int(request.args.get("currentItem", 0))
-    return jsonify(total=len(items), pageSize=size, data=items[offset : offset + size])
-
-
-def listing(retailer: Retailer, items: list[dict[str, Any]], kind: str, removed_key: str) -> Response:
-    """A page of a list, filtered by `lastModifiedFrom`, with the removed ids when asked."""
-    since = request.args.get("lastModifiedFrom")
-    if since:
-        items = [i for i in items if after(i["modifiedDate"], since)]
-    answer = page(items).get_json()
-    if request.args.get("includeRemoveIds") == "true":
-        answer[removed_key] = [i for i, at in retailer.removed.get(kind, []) if not since or after(at, since)]
-    return jsonify(answer)
-
-
-def after(modified: str, since: str) -> bool:
-    return parse_time(modified) >= parse_time(since)
-
-
-def parse_time(text: str) -> datetime:
-    moment = datetime.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", text))
-    return moment if moment.tzinfo else moment.replace(tzinfo=VIETNAM)
-
-
-def refuse(message: str, status: int = 400) -> tuple[Response, int]:
-    return jsonify(responseStatus={"errorCode": "BadRequest", "message": message}), status
-
-
 def _api_routes(sandbox: KiotVietSandbox) -> Blueprint:
     bp = Blueprint("kv_api", __name__, url_prefix="/kiotviet")
 
@@ -105,82 +64,8 @@ def _api_routes(sandbox: KiotVietSandbox) -> Blueprint:
     def surcharges() -> Response | tuple[Response, int]:
         retailer = shop()
         if not retailer.surcharges_enabled:
-            return jsonify(
-                responseStatus={"errorCode": "BadRequest", "message": "Chưa bật thu khác trong thiết lập cửa hàng"}
-            ), 400
+            return refuse("Chưa bật thu khác trong thiết lập cửa hàng")
         return page(retailer.surcharges)
-
-    @bp.get("/categories")
-    def categories() -> Response:
-        retailer = shop()
-        return listing(retailer, sorted(retailer.categories.values(), key=lambda c: c["categoryId"]),
-                       "categories", "removedIds")  # fmt: skip
-
-    @bp.get("/categories/<int:category_id>")
-    def category(category_id: int) -> Response:
-        found = shop().categories.get(category_id) or abort(404)
-        return jsonify(found)
-
-    @bp.get("/products")
-    def products() -> Response:
-        retailer = shop()
-        return listing(retailer, sorted(retailer.products.values(), key=lambda p: p["id"]), "products", "removeId")
-
-    @bp.get("/productOnHands")
-    def stock() -> Response:
-        retailer = shop()
-        since = request.args.get("lastModifiedFrom")
-        rows = [{"id": p["id"], "code": p.get("code"), "modifiedDate": p.get("stockModifiedDate", p["modifiedDate"]),
-                 "inventories": [{"branchId": i["branchId"], "onhand": i["onHand"], "reserved": i["reserved"]}
-                                 for i in p["inventories"]]}
-                for p in sorted(retailer.products.values(), key=lambda p: p["id"])]  # fmt: skip
-        return page([r for r in rows if not since or after(r["modifiedDate"], since)])
-
-    @bp.get("/products/<int:product_id>")
-    def product(product_id: int) -> Response:
-        found = shop().products.get(product_id) or abort(404)
-        return jsonify(found)
-
-    @bp.get("/products/code/<code>")
-    def product_by_code(code: str) -> Response:
-        found = next((p for p in shop().products.values() if p.get("code") == code), None) or abort(404)
-        return jsonify(found)
-
-    @bp.get("/pricebooks")
-    def pricebooks() -> Response:
-        books = sorted(shop().pricebooks.values(), key=lambda b: b["id"])
-        return page([{k: v for k, v in b.items() if k != "prices"} for b in books])
-
-    @bp.get("/pricebooks/<int:book_id>")
-    def pricebook_details(book_id: int) -> Response:
-        retailer = shop()
-        book = retailer.pricebooks.get(book_id) or abort(404)
-        details = [{"productId": product, "productCode": retailer.products.get(product, {}).get("code"), "price": price}
-                   for product, price in sorted(book["prices"].items())]  # fmt: skip
-        return page(details)
-
-    @bp.get("/webhooks")
-    def webhooks() -> Response:
-        listed = [{k: v for k, v in w.items() if k != "secret"} for w in shop().webhooks.values()]
-        return jsonify(total=len(listed), data=listed)
-
-    @bp.post("/webhooks")
-    def register() -> Response | tuple[Response, int]:
-        retailer = shop()
-        hook = (request.get_json(silent=True) or {}).get("Webhook") or {}
-        if not hook.get("Type") or not hook.get("Url") or len(hook.get("Secret") or "") < 8:
-            return refuse("Webhook không hợp lệ")
-        with sandbox.lock:
-            webhook_id = sandbox.new_id()
-            retailer.webhooks[webhook_id] = {"id": webhook_id, "type": hook["Type"], "url": hook["Url"],
-                                             "isActive": True, "secret": hook["Secret"]}  # fmt: skip
-        return jsonify(id=webhook_id, type=hook["Type"], url=hook["Url"], isActive=True)
-
-    @bp.delete("/webhooks/<int:webhook_id>")
-    def unregister(webhook_id: int) -> Response:
-        with sandbox.lock:
-            shop().webhooks.pop(webhook_id, None) or abort(404)
-        return jsonify(message="Xóa dữ liệu thành công")
 
     return bp
 
@@ -191,9 +76,9 @@ def _control_routes(sandbox: KiotVietSandbox) -> Blueprint:
     def shop(retailer: str) -> Retailer:
         return sandbox.retailers.get(retailer) or abort(404)
 
-    def answer(retailer: Retailer, kind: str, data: list[Any]) -> Response:
-        delivered = deliver(retailer, kind, data) if request.args.get("deliver", "1") != "0" else []
-        return jsonify(type=kind, delivered=delivered)
+    def body() -> dict[str, Any]:
+        given = request.get_json(force=True, silent=True)
+        return given if isinstance(given, dict) else {}
 
     @bp.post("/products/<int:product_id>")
     def change_product(retailer: str, product_id: int) -> Response:
@@ -201,25 +86,34 @@ def _control_routes(sandbox: KiotVietSandbox) -> Blueprint:
         with sandbox.lock:
             blank = {"id": product_id, "inventories": [], "isActive": True, "allowsSale": True, "attributes": []}
             product = found.products.setdefault(product_id, blank)
-            product.update(request.get_json(force=True) or {})
+            change = body()
+            product.update(change)
             product["modifiedDate"] = now_text()
-            data = pascal(product)
-        return answer(found, "product.update", [data])
+            if "inventories" in change and base_of(found, product) is None:
+                share_stock(found, product_id, product["modifiedDate"])
+            master = found.products.get(int(product.get("masterProductId") or product_id))
+            if master is not product and master is not None:  # a variant added to its group later
+                master["hasVariants"] = True
+            data = pascal(rest_product(found, product))
+        return answer_change(found, "product.update", [data])
 
     @bp.post("/products/<int:product_id>/stock")
-    def change_stock(retailer: str, product_id: int) -> Response:
+    def change_stock(retailer: str, product_id: int) -> Response | tuple[Response, int]:
         found = shop(retailer)
-        change = request.get_json(force=True) or {}
+        change = body()
         with sandbox.lock:
             product = found.products.get(product_id) or abort(404)
+            base = base_of(found, product)
+            if base is not None:
+                return refuse(f"Hàng hóa {product_id} là đơn vị tính của {base['id']}: đổi tồn kho của {base['id']}")
             branch = int(change["branchId"])
             rows = [i for i in product["inventories"] if i["branchId"] != branch]
             row = {"branchId": branch, "onHand": change.get("onHand", 0), "reserved": change.get("reserved", 0)}
             product["inventories"] = [*rows, row]
-            product["stockModifiedDate"] = now_text()
+            units = share_stock(found, product_id, now_text())
             data = {"ProductId": product_id, "ProductCode": product.get("code"), "BranchId": branch,
                     "OnHand": row["onHand"], "Reserved": row["reserved"]}  # fmt: skip
-        return answer(found, "stock.update", [data])
+        return answer_change(found, "stock.update", [data], units=units)
 
     @bp.delete("/products/<int:product_id>")
     def delete_product(retailer: str, product_id: int) -> Response:
@@ -227,40 +121,75 @@ def _control_routes(sandbox: KiotVietSandbox) -> Blueprint:
         with sandbox.lock:
             found.products.pop(product_id, None)
             found.removed.setdefault("products", []).append((product_id, now_text()))
-        return answer(found, "product.delete", [{"RemoveId": [product_id]}])
+        return answer_change(found, "product.delete", [{"RemoveId": [product_id]}])
 
     @bp.post("/categories/<int:category_id>")
     def change_category(retailer: str, category_id: int) -> Response:
         found = shop(retailer)
-        change = request.get_json(force=True) or {}
+        change = body()
         with sandbox.lock:
             category = found.categories.setdefault(category_id, {"categoryId": category_id, "parentId": None})
             category.update({k: v for k, v in change.items() if k in ("categoryName", "parentId")})
             category["modifiedDate"] = now_text()
             data = {"Id": category_id, "Name": category.get("categoryName"), "ParentId": category.get("parentId"),
                     "ModifiedDate": category["modifiedDate"]}  # fmt: skip
-        return answer(found, "category.update", [data])
+        return answer_change(found, "category.update", [data])
+
+    @bp.delete("/categories/<int:category_id>")
+    def delete_category(retailer: str, category_id: int) -> Response:
+        found = shop(retailer)
+        with sandbox.lock:
+            found.categories.pop(category_id, None) or abort(404)
+            found.removed.setdefault("categories", []).append((category_id, now_text()))
+        return answer_change(found, "category.delete", [{"RemoveId": [category_id]}])
+
+    @bp.post("/pricebooks/<int:book_id>")
+    def change_pricebook(retailer: str, book_id: int) -> Response:
+        found = shop(retailer)
+        fields = ("name", "isActive", "isGlobal", "startDate", "endDate")
+        change = body()
+        with sandbox.lock:
+            book = found.pricebooks.setdefault(book_id, {"id": book_id, "isActive": True, "isGlobal": True,
+                                                         "prices": {}})  # fmt: skip
+            book.update({k: v for k, v in change.items() if k in fields}, modifiedDate=now_text())
+            data = {"Id": book_id, "Name": book.get("name"), "IsActive": book.get("isActive"),
+                    "IsGlobal": book.get("isGlobal"), "StartDate": book.get("startDate"),
+                    "EndDate": book.get("endDate"), "ModifiedDate": book["modifiedDate"]}  # fmt: skip
+        return answer_change(found, "pricebook.update", [data])
+
+    @bp.delete("/pricebooks/<int:book_id>")
+    def delete_pricebook(retailer: str, book_id: int) -> Response:
+        found = shop(retailer)
+        with sandbox.lock:
+            found.pricebooks.pop(book_id, None) or abort(404)
+            found.removed.setdefault("pricebooks", []).append((book_id, now_text()))
+        return answer_change(found, "pricebook.delete", [book_id])
 
     @bp.post("/pricebooks/<int:book_id>/prices/<int:product_id>")
     def change_price(retailer: str, book_id: int, product_id: int) -> Response:
         found = shop(retailer)
-        price = (request.get_json(force=True) or {})["price"]
+        price = body()["price"]
         with sandbox.lock:
             book = found.pricebooks.get(book_id) or abort(404)
             book["prices"][product_id] = price
-        return answer(
+        return answer_change(
             found, "pricebookdetail.update", [{"PriceBookId": book_id, "ProductId": product_id, "Price": price}]
         )
 
-    @bp.get("/webhooks")
-    def webhooks(retailer: str) -> Response:
-        """Registered webhooks with their secrets: a sandbox-only view for tests."""
-        return jsonify(list(shop(retailer).webhooks.values()))
+    @bp.delete("/pricebooks/<int:book_id>/prices/<int:product_id>")
+    def delete_price(retailer: str, book_id: int, product_id: int) -> Response:
+        found = shop(retailer)
+        with sandbox.lock:
+            book = found.pricebooks.get(book_id) or abort(404)
+            book["prices"].pop(product_id, None)
+        # lower-case b in PricebookId: as KiotViet spells it in this one body
+        return answer_change(found, "pricebookdetail.delete", [{"PricebookId": book_id, "ProductIds": [product_id]}])
 
     @bp.post("/settings")
     def change_settings(retailer: str) -> Response:
         found = shop(retailer)
-        found.settings.update(request.get_json(force=True) or {})
-        return jsonify(found.settings)
+        with sandbox.lock:
+            found.settings.update(body())
+            return jsonify(found.settings)
 
     return bp

@@ -8,7 +8,7 @@ import threading
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from sandbox import abaha, abaha_sales, kiotviet, kiotviet_data, kiotviet_sales
+from sandbox import abaha, abaha_sales, kiotviet, kiotviet_data, kiotviet_http, kiotviet_sales
 
 
 def create_sandbox_app(kv: kiotviet_data.KiotVietSandbox, ab: abaha.AbahaSandbox) -> Flask:
@@ -19,6 +19,7 @@ def create_sandbox_app(kv: kiotviet_data.KiotVietSandbox, ab: abaha.AbahaSandbox
     ]  # fmt: skip
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
+    kiotviet_http.install_call_log(app, kv)
     return app
 
 
