@@ -10,6 +10,9 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
+from sandbox import faults
+from sandbox.faults import Fault as Fault  # re-exported: tests build faults from here
+
 WRITES = ("PUT", "PATCH", "DELETE", "POST")
 BATCH_MAX = 100
 TIMESPECS = ("seconds", "milliseconds", "microseconds")
@@ -36,14 +39,6 @@ class AbahaShop:
     timespec: str = "microseconds"
 
 
-@dataclass
-class Fault:
-    status: int
-    count: int
-    path_contains: str = ""
-    retry_after: int | None = None
-
-
 class AbahaSandbox:
     def __init__(self) -> None:
         self.lock = threading.RLock()
@@ -54,13 +49,17 @@ class AbahaSandbox:
         with self.lock:
             return self.shops.setdefault(shop_id, AbahaShop(token=token))
 
-    def take_fault(self, path: str) -> Fault | None:
-        with self.lock:
-            for fault in self.faults:
-                if fault.count > 0 and fault.path_contains in path:
-                    fault.count -= 1
-                    return fault
-        return None
+    def take_fault(self, path: str, method: str = "GET") -> Fault | None:
+        return faults.take(self.lock, self.faults, method, path)
+
+
+def faultable(path: str) -> bool:
+    """Abaha's API; never the `/_sandbox/` control routes."""
+    return path.startswith("/abaha/v1/")
+
+
+def error_body(status: int) -> dict[str, Any]:
+    return {"error": {"code": "injected", "message": "sandbox fault"}}
 
 
 def error(status: int, code: str, message: str) -> tuple[Response, int]:
@@ -68,14 +67,8 @@ def error(status: int, code: str, message: str) -> tuple[Response, int]:
 
 
 def check_request(sandbox: AbahaSandbox) -> Any:
-    """Injected faults first, then the shop's bearer token; writes are logged."""
+    """The shop's bearer token (injected faults came before, see sandbox.faults); writes are logged."""
     shop_id = (request.view_args or {}).get("shop_id", "")
-    fault = sandbox.take_fault(request.path)
-    if fault is not None:
-        response, status = error(fault.status, "injected", "sandbox fault")
-        if fault.retry_after is not None:
-            response.headers["Retry-After"] = str(fault.retry_after)
-        return response, status
     shop = sandbox.shops.get(shop_id)
     given = request.headers.get("Authorization", "").removeprefix("Bearer ")
     if shop is None or not hmac.compare_digest(given.encode(), shop.token.encode()):
@@ -87,7 +80,8 @@ def check_request(sandbox: AbahaSandbox) -> Any:
 
 
 def create_blueprints(sandbox: AbahaSandbox) -> list[Blueprint]:
-    return [_api_routes(sandbox), _control_routes(sandbox)]
+    return [_api_routes(sandbox), _control_routes(sandbox),
+            faults.control_routes("abaha", "/_sandbox/abaha", sandbox.lock, sandbox.faults)]  # fmt: skip
 
 
 def batch_items() -> list[Any] | tuple[Response, int]:
@@ -267,14 +261,5 @@ def _control_routes(sandbox: AbahaSandbox) -> Blueprint:
             return jsonify(categories=shop.categories, products=shop.products, price_lists=shop.price_lists,
                            prices=shop.prices, customer_groups=shop.customer_groups, orders=shop.orders,
                            customers=shop.customers, writes=shop.writes)  # fmt: skip
-
-    @bp.post("/faults")
-    def add_fault() -> Response:
-        body = request.get_json(force=True) or {}
-        fault = Fault(int(body.get("status", 503)), int(body.get("count", 1)), body.get("path_contains", ""),
-                      body.get("retry_after"))  # fmt: skip
-        with sandbox.lock:
-            sandbox.faults.append(fault)
-        return jsonify(ok=True)
 
     return bp

@@ -14,7 +14,7 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, jsonify, request
 
-from sandbox import kiotviet_catalog, kiotviet_webhooks
+from sandbox import faults, kiotviet_catalog, kiotviet_webhooks
 from sandbox.kiotviet_catalog import base_of, rest_product, share_stock
 from sandbox.kiotviet_data import KiotVietSandbox, Retailer, now_text, pascal
 from sandbox.kiotviet_http import answer_change, authenticated, page, refuse
@@ -24,7 +24,8 @@ def create_blueprints(sandbox: KiotVietSandbox) -> list[Blueprint]:
     """The token endpoint, the public API, and the control routes (orders and customers are
     in kiotviet_sales)."""
     return [_token_routes(sandbox), _api_routes(sandbox), kiotviet_catalog.api_routes(sandbox),
-            *kiotviet_webhooks.create_blueprints(sandbox), _control_routes(sandbox)]  # fmt: skip
+            *kiotviet_webhooks.create_blueprints(sandbox), _control_routes(sandbox),
+            faults.control_routes("kiotviet", "/_sandbox/kiotviet", sandbox.lock, sandbox.faults)]  # fmt: skip
 
 
 def _token_routes(sandbox: KiotVietSandbox) -> Blueprint:

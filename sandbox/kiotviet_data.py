@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from sandbox.faults import Fault
 from sandbox.kiotviet_delivery import Delivery
 from sandbox.kiotviet_delivery import deliver as deliver  # re-exported: the service's tests import them here
 from sandbox.kiotviet_delivery import pascal as pascal
@@ -81,6 +82,7 @@ class KiotVietSandbox:
         self.lock = threading.RLock()
         self.retailers: dict[str, Retailer] = {}
         self.tokens: dict[str, str] = {}
+        self.faults: list[Fault] = []
         self._next_id = 1
 
     def new_id(self) -> int:

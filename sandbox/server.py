@@ -8,7 +8,7 @@ import threading
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from sandbox import abaha, abaha_sales, kiotviet, kiotviet_data, kiotviet_http, kiotviet_sales
+from sandbox import abaha, abaha_sales, faults, kiotviet, kiotviet_data, kiotviet_http, kiotviet_sales
 
 
 def create_sandbox_app(kv: kiotviet_data.KiotVietSandbox, ab: abaha.AbahaSandbox) -> Flask:
@@ -19,7 +19,10 @@ def create_sandbox_app(kv: kiotviet_data.KiotVietSandbox, ab: abaha.AbahaSandbox
     ]  # fmt: skip
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
+    # the call log first: its after-request hook then runs last and sees a fault's status
     kiotviet_http.install_call_log(app, kv)
+    faults.install(app, "kiotviet", kv.lock, kv.faults, kiotviet_http.faultable, kiotviet_http.error_body)
+    faults.install(app, "abaha", ab.lock, ab.faults, abaha.faultable, abaha.error_body)
     return app
 
 
