@@ -43,7 +43,7 @@ def main() -> int:
 
 def register_demo_shop(stack: LocalStack) -> None:
     assert stack.sandbox is not None
-    retailer = stack.sandbox.kiotviet.add_retailer(demo_retailer())
+    retailer = stack.sandbox.kiotviet.add_retailer(demo_retailer(variants_and_units=True))
     abaha_token = "demo-abaha-token"
     stack.sandbox.abaha.add_shop(DEMO_SHOP, abaha_token)
     body = {"retailer": retailer.name, "client_id": retailer.client_id, "client_secret": retailer.client_secret,
@@ -68,6 +68,7 @@ def print_banner(stack: LocalStack) -> None:
     if sandbox:
         lines += [
             f"Sandbox Abaha:  {sandbox}/_sandbox/abaha/shops/{DEMO_SHOP}",
+            "Demo products:  3001, 3002; shirt 3101 in sizes M 3102 and L 3103; can 3201, case of 24 cans 3202",
             "",
             "Change a product's price in the simulated KiotViet; it sends the signed webhook:",
             f"  curl -X POST {sandbox}/_sandbox/kiotviet/demo/products/3001 -H 'Content-Type: application/json' "
