@@ -37,15 +37,13 @@ def create_app(overrides: Mapping[str, Any] | None = None, services: Services | 
     register_health(app, services.redis)
     register_metrics(app)
     cli.register_commands(app)
+    app.before_request(lambda: auth.admin_guard(settings.admin_token))
     if settings.admin_token:
-        register_admin(app, settings.admin_token, services)
-    else:
-        log.warning("admin.disabled", reason="ADMIN_TOKEN is not set")
+        register_admin(app, services)
     return app
 
 
-def register_admin(app: Flask, admin_token: str, services: Services) -> None:
-    app.before_request(lambda: auth.admin_guard(admin_token))
+def register_admin(app: Flask, services: Services) -> None:
     app.register_blueprint(views.blueprint)
     rq_dashboard.web.config.serializer = JSONSerializer
     app.register_blueprint(rq_dashboard.blueprint, url_prefix="/admin/rq")

@@ -12,10 +12,13 @@ from flask import current_app
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from adapters.connections import ConnectionStore
+from adapters.catalog import CatalogStore
+from adapters.connections import ConnectionStore, ShopDirectory
 from adapters.embedded_redis import ensure_embedded_redis
 from adapters.inbox import EventInbox
 from adapters.links import LinkStore
+from adapters.pending import PendingStore
+from adapters.quarantine import QuarantineStore
 from adapters.state import SyncState
 from adapters.vault import Vault
 from config import ConfigError, Settings
@@ -31,9 +34,13 @@ class Services:
     redis_url: str
     redis: redis.Redis
     connections: ConnectionStore
+    shops: ShopDirectory
     state: SyncState
+    pending: PendingStore
     inbox: EventInbox
+    quarantine: QuarantineStore
     links: LinkStore
+    catalog: CatalogStore
     vault: Vault
 
 
@@ -57,14 +64,20 @@ def redis_client(url: str, *, answering_webhooks: bool = False) -> redis.Redis:
 def services_on(settings: Settings, client: redis.Redis, url: str) -> Services:
     """The collaborators over an existing Redis client."""
     vault = Vault(_secret_key(settings))
+    connections = ConnectionStore(client, vault)
+    pending = PendingStore(client)
     return Services(
         settings=settings,
         redis_url=url,
         redis=client,
-        connections=ConnectionStore(client, vault),
+        connections=connections,
+        shops=ShopDirectory(connections),
         state=SyncState(client),
-        inbox=EventInbox(client),
+        pending=pending,
+        inbox=EventInbox(client, pending),
+        quarantine=QuarantineStore(client),
         links=LinkStore(client),
+        catalog=CatalogStore(client),
         vault=vault,
     )
 

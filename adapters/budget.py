@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import redis
 
+from adapters import keys
+
 WEBHOOK, BACKGROUND = "webhook", "background"
 MINIMUM_HOURLY = 100
 
@@ -28,7 +30,14 @@ local at = tonumber(state[2]) or now
 tokens = math.min(burst, tokens + math.max(0, now - at) * rate)
 now = math.max(now, at)
 local wait = 0
-if tokens - 1 >= reserve then tokens = tokens - 1 else wait = math.ceil((reserve + 1 - tokens) / rate) end
+if tokens - 1 >= reserve then
+  tokens = tokens - 1
+  local minute = KEYS[3] .. ':' .. math.floor(now / 60000)  -- requests granted per minute, for operators
+  redis.call('INCR', minute)
+  redis.call('EXPIRE', minute, 3720)
+else
+  wait = math.ceil((reserve + 1 - tokens) / rate)
+end
 redis.call('HSET', bucket, 'tokens', tostring(tokens), 'at', tostring(now))
 redis.call('PEXPIRE', bucket, 7200000)
 return wait
@@ -69,12 +78,23 @@ class RequestBudget:
     def take(self, retailer: str, priority: str = WEBHOOK) -> float:
         """0 when granted; otherwise the seconds to wait before asking again."""
         reserve = self._policy.background_reserve if priority == BACKGROUND else 0
-        keys = [f"sync:budget:{retailer}", f"sync:budget:{retailer}:paused"]
-        wait_ms = int(self._take(keys=keys, args=[self._policy.rate_per_ms, self._policy.burst, reserve]))
+        names = [keys.budget(retailer), keys.budget_pause(retailer), keys.budget_used(retailer)]
+        wait_ms = int(self._take(keys=names, args=[self._policy.rate_per_ms, self._policy.burst, reserve]))
         return max(wait_ms, 0) / 1000
+
+    def used_last_hour(self, retailer: str) -> int:
+        """GET requests granted to the shop in the last sixty minutes."""
+        seconds, _ = self._redis.time()  # type: ignore[misc]
+        minute = int(seconds) // 60
+        counted = self._redis.mget([f"{keys.budget_used(retailer)}:{minute - n}" for n in range(60)])
+        return sum(int(c) for c in counted if c is not None)  # type: ignore[union-attr]
+
+    @property
+    def hourly(self) -> int:
+        return self._policy.hourly
 
     def pause(self, retailer: str, seconds: float) -> None:
         """KiotViet said slow down (429): nothing is sent for this shop until then."""
         now_seconds, now_micros = self._redis.time()  # type: ignore[misc]
         until = now_seconds * 1000 + now_micros // 1000 + int(seconds * 1000)
-        self._redis.set(f"sync:budget:{retailer}:paused", until, px=int(seconds * 1000) + 1000)
+        self._redis.set(keys.budget_pause(retailer), until, px=int(seconds * 1000) + 1000)

@@ -11,7 +11,9 @@ from urllib3.util.retry import Retry
 
 from adapters.errors import TransientError
 
-TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+# retried in place (idempotent calls only) before a job sees them; every 5xx is transient too
+# (`is_transient`), a 524 included: the origin may have done the work, it must not be read as a refusal
+TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 520, 521, 522, 523, 524})
 TIMEOUT = (5.0, 30.0)  # connect, read
 # A longer Retry-After is not slept through inside a job: the job fails transiently and
 # RQ's own retry schedule takes over.
@@ -58,6 +60,11 @@ def send(session: requests.Session, provider: str, method: str, url: str, **kwar
         raise TransientError(f"{provider} did not answer {method} {_path(url)}: {type(exc).__name__}") from exc
     except requests.exceptions.RetryError as exc:
         raise TransientError(f"{provider} kept failing {method} {_path(url)}") from exc
+
+
+def is_transient(status: int) -> bool:
+    """A status worth trying again later: a timeout, throttling or any server-side failure."""
+    return status in (408, 429) or status >= 500
 
 
 def retry_after(response: requests.Response) -> float | None:

@@ -1,34 +1,34 @@
-"""Where accepted deliveries land: an atomic dedupe claim and the job, or the quarantine."""
+"""Where accepted changes land: the pending store, and one queued drain job per shop that has
+changes waiting (`workers/drain.py`), so a shop's changes are applied in batches."""
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Sequence
-from typing import Any
+from datetime import timedelta
 
 import redis
+import structlog
 from rq import Queue, Retry
-from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from schemas.events import Event
+from adapters import keys
+from adapters.pending import Accepted, PendingStore
+from schemas.changes import Change, change_of
+from schemas.events import Event, Outcome
 
+log = structlog.get_logger(__name__)
 EVENTS_QUEUE = "events"
 SYNC_QUEUE = "sync"
-# workers take from the first queue that has a job: events are never behind a long sync
 QUEUES = (EVENTS_QUEUE, SYNC_QUEUE)
-APPLY_EVENT = "workers.jobs.apply_event"
-CLAIM_SECONDS = 30 * 24 * 3600
-QUARANTINE_KEY = "sync:quarantine"
-QUARANTINE_LIMIT = 1000
-QUARANTINE_BODY_BYTES = 16 * 1024
+DRAIN_SHOP = "workers.drain.drain_shop"
+APPLY_CHANGE = "workers.drain.apply_change"
 RETRY_INTERVALS = [5, 30, 120, 600, 1800, 3600]
-EVENT_JOB_SECONDS = 100  # RQ stops a job running longer; entity locks (120 s) outlive it
+JOB_SECONDS = 100  # RQ stops a job running longer
+FAILED_TTL = 30 * 24 * 3600
 
 
 def event_queue(redis_client: redis.Redis, name: str = EVENTS_QUEUE) -> Queue:
-    """The RQ queue of events, with JSON job arguments (readable in the dashboard)."""
+    """An RQ queue of the service, with JSON job arguments (readable in the dashboard)."""
     return Queue(name, connection=redis_client, serializer=JSONSerializer)
 
 
@@ -38,63 +38,48 @@ def job_retry() -> Retry:
 
 
 class EventInbox:
-    """Enqueues each event once, however often it is delivered."""
+    """Accepts events into the pending store and wakes the shop's drain."""
 
-    def __init__(self, redis_client: redis.Redis) -> None:
+    def __init__(self, redis_client: redis.Redis, pending: PendingStore) -> None:
         self._redis = redis_client
+        self._pending = pending
         self._queue = event_queue(redis_client)
 
-    def accept(self, events: Sequence[Event]) -> int:
-        """Claim and enqueue in one transaction; return how many were new."""
-        if not events:
-            return 0
-        claims = [f"sync:claim:{event.id}" for event in events]
-        with self._redis.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    pipe.watch(*claims)  # type: ignore[no-untyped-call]
-                    held = pipe.mget(claims)
-                    fresh = [e for e, h in zip(events, held, strict=True) if h is None]
-                    pipe.multi()
-                    for event in fresh:
-                        pipe.set(f"sync:claim:{event.id}", event.received_at, ex=CLAIM_SECONDS)
-                        self._queue.enqueue_job(self._job(event), pipeline=pipe)
-                    pipe.execute()
-                    return len(fresh)
-                except redis.exceptions.WatchError:
-                    continue  # a concurrent delivery claimed some of them: look again
+    def accept(self, shop_id: str, events: Sequence[Event], branch_id: int | None = None) -> Accepted:
+        """Events from a delivery or an Abaha post; those not synced by design are counted."""
+        changes: list[Change] = []
+        ignored: dict[str, int] = {}
+        for event in events:
+            change = change_of(event, branch_id)
+            if change is None:
+                ignored[event.type] = ignored.get(event.type, 0) + 1
+            else:
+                changes.append(change)
+        if ignored:
+            self._redis.hincrby(keys.shop_key(shop_id, keys.STATS), Outcome.IGNORED.value, sum(ignored.values()))
+            log.info("events.not_synced", shop_id=shop_id, types=ignored)
+        return self.accept_changes(shop_id, changes)
 
-    def _job(self, event: Event) -> Job:
-        return self._queue.create_job(
-            APPLY_EVENT,
-            args=(event.to_json(),),
-            job_id=event.id,
-            description=f"{event.source} {event.type} {event.entity_id} shop={event.shop_id}",
-            retry=job_retry(),
-            timeout=EVENT_JOB_SECONDS,
-            result_ttl=24 * 3600,
-            failure_ttl=30 * 24 * 3600,
-        )
+    def accept_changes(self, shop_id: str, changes: Sequence[Change]) -> Accepted:
+        """Changes of one shop, pending until its drain applies them."""
+        if not changes:
+            return Accepted()
+        accepted = self._pending.accept(shop_id, changes)
+        if accepted.drain_needed:
+            self.enqueue_drain(shop_id)
+        return accepted
 
-    def quarantine(self, shop_id: str, reason: str, raw: bytes, details: dict[str, Any], *, known_shop: bool) -> None:
-        """Keep a rejected delivery with its reason, in a list of bounded length."""
-        entry = {
-            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "shop_id": shop_id,
-            "reason": reason,
-            "size": len(raw),
-            "body": raw[:QUARANTINE_BODY_BYTES].decode("utf-8", "replace"),
-            **details,
-        }
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.lpush(QUARANTINE_KEY, json.dumps(entry, ensure_ascii=False))
-        pipe.ltrim(QUARANTINE_KEY, 0, QUARANTINE_LIMIT - 1)
-        # an unknown shop id comes from the URL: count it without making a key per stranger
-        pipe.hincrby(f"sync:stats:{shop_id if known_shop else '_unknown'}", "quarantined", 1)
-        pipe.hincrby("sync:quarantine:reasons", reason.split(":")[0][:60], 1)
-        pipe.execute()
+    def wake(self, shop_id: str, delay: float = 0) -> None:
+        """Make sure a drain of the shop is queued (now, or after `delay` seconds)."""
+        if self._pending.claim_drain(shop_id, max(int(delay) + 60, 300)):
+            self.enqueue_drain(shop_id, delay)
 
-    def quarantined(self, shop_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        """The latest quarantined deliveries, newest first."""
-        entries = [json.loads(e) for e in self._redis.lrange(QUARANTINE_KEY, 0, QUARANTINE_LIMIT)]  # type: ignore[union-attr]
-        return [e for e in entries if shop_id in (None, e["shop_id"])][:limit]
+    def enqueue_drain(self, shop_id: str, delay: float = 0) -> None:
+        # a drain holds no change of its own (a dead one's batch goes back to pending): nothing
+        # in it is for an operator to replay, so it is not kept long when it fails
+        options = {"job_timeout": JOB_SECONDS, "result_ttl": 60, "failure_ttl": 3600,
+                   "description": f"apply pending changes shop={shop_id}"}  # fmt: skip
+        if delay > 0:
+            self._queue.enqueue_in(timedelta(seconds=delay), DRAIN_SHOP, shop_id, **options)
+        else:
+            self._queue.enqueue(DRAIN_SHOP, shop_id, **options)

@@ -1,100 +1,57 @@
-"""KiotViet's public API: a shared token, the `Retailer` header, paging, error translation."""
+"""KiotViet's public API for one shop: the `Retailer` header, the shared GET budget, paging, and
+answers parsed into the dataclasses of `schemas/`."""
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
-import redis
 import requests
 import structlog
+from marshmallow import Schema, ValidationError
 
 from adapters.budget import WEBHOOK, RequestBudget
-from adapters.errors import KiotVietNotFound, KiotVietRejected, PermanentError, TransientError
+from adapters.errors import KiotVietNotFound, KiotVietRejected, TransientError
 from adapters.http import TRANSIENT_STATUSES, make_session, retry_after, send
-from adapters.vault import Vault
-from schemas.kiotviet import KvProduct, ProductSchema, lower_keys
+from adapters.kiotviet_auth import KiotVietAuth
+from adapters.kiotviet_errors import translate
+from schemas import kiotviet as kv
+from schemas import kiotviet_sales as sales
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
+PAGE_SIZE = 100  # KiotViet's maximum
+DEFAULT_PAUSE_SECONDS = 60  # after a 429 without Retry-After
+MAX_BUDGET_WAIT = 5.0  # what a webhook-driven fetch may wait for a token
+PROVIDER = "KiotViet"
 
 
 class BudgetExhausted(TransientError):
     """The shop's GET budget has no token now; `retry_after` says when it will."""
 
 
-PAGE_SIZE = 100  # KiotViet's maximum
-DEFAULT_PAUSE_SECONDS = 60  # after a 429 without Retry-After
-MAX_BUDGET_WAIT = 5.0  # what a webhook-driven fetch may wait for a token
-TOKEN_EARLY_SECONDS = 60
-PROVIDER = "KiotViet"
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a list: the items that read, how many there were, the list's total, the ids
+    removed since `lastModifiedFrom` (when asked), and why any item did not read."""
 
+    items: tuple[T, ...]
+    count: int
+    total: int
+    removed_ids: tuple[int, ...] = ()
+    problems: tuple[str, ...] = ()
 
-class KiotVietAuth:
-    """Client-credentials tokens, cached in Redis so every process of a deployment shares one."""
-
-    def __init__(
-        self, redis_client: redis.Redis, vault: Vault, token_url: str, session: requests.Session | None = None
-    ) -> None:
-        self._redis = redis_client
-        self._vault = vault
-        self._token_url = token_url
-        self._session = session or make_session(retry_methods=("POST",))
-
-    def token(self, client_id: str, client_secret: str, stale: str | None = None) -> str:
-        """A valid token; `stale` is one KiotViet just refused, to be replaced once."""
-        # keyed by both: a wrong secret must not be validated by a token the right one got
-        key = "sync:kvtoken:" + hashlib.sha256(f"{client_id}\0{client_secret}".encode()).hexdigest()[:32]
-        cached = self._cached(key)
-        if cached and cached != stale:
-            return cached
-        with self._redis.lock(key + ":refresh", timeout=30, blocking_timeout=30):
-            cached = self._cached(key)  # another process may have refreshed meanwhile
-            if cached and cached != stale:
-                return cached
-            token, lifetime = self._fetch(client_id, client_secret)
-            ttl = max(lifetime - TOKEN_EARLY_SECONDS, 1)
-            self._redis.set(key, self._vault.encrypt(token), ex=ttl)
-            log.info("kiotviet.token_refreshed", expires_in=lifetime)
-            return token
-
-    def _cached(self, key: str) -> str | None:
-        sealed = self._redis.get(key)
-        if not isinstance(sealed, bytes):
-            return None
-        try:
-            return self._vault.decrypt(sealed.decode())
-        except PermanentError:
-            return None  # sealed under another SECRET_KEY: fetch a new one
-
-    def _fetch(self, client_id: str, client_secret: str) -> tuple[str, int]:
-        form = {
-            "client_id": client_id,
-            "client_secret": client_secret,
-            "grant_type": "client_credentials",
-            # the guide spells it `scopes`, working clients send `scope`: send both
-            "scopes": "PublicApi.Access",
-            "scope": "PublicApi.Access",
-        }
-        response = send(self._session, PROVIDER, "POST", self._token_url, data=form)
-        if response.status_code in TRANSIENT_STATUSES:
-            raise TransientError("KiotViet's token service is unavailable", retry_after(response))
-        if response.status_code != 200:
-            raise KiotVietRejected(
-                "KiotViet refused the Client ID / client secret (mã bảo mật); check them in "
-                "KiotViet's Thiết lập cửa hàng → Thiết lập kết nối API",
-                response.status_code,
-                _message(response),
-            )
-        body = response.json()
-        return str(body["access_token"]), int(body.get("expires_in") or 3600)
+    def next_offset(self, offset: int) -> int | None:
+        following = offset + self.count
+        return following if self.count and following < self.total else None
 
 
 class KiotVietClient:
-    """One shop's view of KiotViet's public API."""
+    """One shop's calls to KiotViet."""
 
     def __init__(
         self,
@@ -123,7 +80,152 @@ class KiotVietClient:
     def __repr__(self) -> str:
         return f"KiotVietClient(retailer={self._retailer!r})"
 
-    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+    # -- the shop and its settings
+
+    def branches(self) -> list[sales.KvBranch]:
+        return self._all("/branches", sales.BranchSchema())
+
+    def settings(self) -> sales.KvSettings:
+        settings: sales.KvSettings = sales.SettingsSchema().load(self._request("GET", "/settings"))
+        return settings
+
+    def surcharges(self) -> list[sales.KvSurcharge]:
+        """Other fees; the current guide spells the path `/surchages`, older ones `/surcharges`."""
+        try:
+            body = self._request("GET", "/surchages", params={"pageSize": PAGE_SIZE})
+        except KiotVietNotFound:
+            body = self._request("GET", "/surcharges", params={"pageSize": PAGE_SIZE})
+        return list(load_items(sales.SurchargeSchema(), body.get("data") or [])[0])
+
+    def webhooks(self) -> list[sales.KvWebhook]:
+        """Every webhook of the retailer, ours or another integration's."""
+        body = self._request("GET", "/webhooks")
+        return list(load_items(sales.WebhookSchema(), kv.lower_keys(body).get("data") or [])[0])
+
+    def register_webhook(self, kind: str, url: str, secret: str) -> int | str:
+        body = {"Webhook": {"Type": kind, "Url": url, "IsActive": True, "Secret": secret,
+                            "Description": "Abaha sync"}}  # fmt: skip
+        answer = kv.lower_keys(self._request("POST", "/webhooks", json=body))
+        webhook_id = answer.get("id") or (answer.get("data") or {}).get("id")
+        if webhook_id is None:
+            raise KiotVietRejected(f"KiotViet registered no id for webhook {kind}", 200)
+        return int(webhook_id) if str(webhook_id).isdigit() else str(webhook_id)
+
+    def delete_webhook(self, webhook_id: int | str) -> None:
+        with contextlib.suppress(KiotVietNotFound):  # already gone
+            self._request("DELETE", f"/webhooks/{webhook_id}")
+
+    # -- catalog
+
+    def product(self, product_id: int) -> kv.KvProduct | None:
+        """The product with its stock and prices; None when KiotViet has no such product."""
+        try:
+            body = self._request("GET", f"/products/{product_id}",
+                                 params={"includeInventory": "true", "includePricebook": "true"})  # fmt: skip
+        except KiotVietNotFound:
+            return None
+        return _complete(kv.ProductSchema().load(body))
+
+    def product_by_code(self, code: str) -> kv.KvProduct:
+        body = self._request("GET", f"/products/code/{quote(code, safe='')}")
+        return _complete(kv.ProductSchema().load(body))
+
+    def products_page(self, offset: int, *, since: str | None = None, by_modified: bool = False,
+                      removed: bool = False) -> Page[kv.KvProduct]:  # fmt: skip
+        params = {"includeInventory": "true", "includePricebook": "true", **_order(by_modified), **_since(since)}
+        if removed:
+            params["includeRemoveIds"] = "true"
+        page = self._page("/products", kv.ProductSchema(), offset, params)
+        return replace(page, items=tuple(_complete(p) for p in page.items))
+
+    def stock_page(self, branch_id: int, offset: int, *, since: str | None = None) -> Page[kv.KvStockRow]:
+        """Stock rows changed since `since`, oldest change first."""
+        params = {"branchIds": branch_id, **_order(True), **_since(since)}
+        return self._page("/productOnHands", kv.StockRowSchema(), offset, params)
+
+    def category(self, category_id: int) -> kv.KvCategory | None:
+        try:
+            body = self._request("GET", f"/categories/{category_id}")
+        except KiotVietNotFound:
+            return None
+        category: kv.KvCategory = kv.CategorySchema().load(body.get("data", body) if isinstance(body, dict) else {})
+        return category
+
+    def categories_page(self, offset: int, *, since: str | None = None, removed: bool = False,
+                        by_modified: bool = False) -> Page[kv.KvCategory]:  # fmt: skip
+        params = {"hierachicalData": "false", **_order(by_modified), **_since(since)}
+        if removed:
+            params["includeRemoveIds"] = "true"
+        return self._page("/categories", kv.CategorySchema(), offset, params)
+
+    def price_books_page(self, offset: int) -> Page[kv.KvPriceBook]:
+        return self._page("/pricebooks", kv.PriceBookSchema(), offset, {})
+
+    def price_books(self) -> list[kv.KvPriceBook]:
+        return self._all("/pricebooks", kv.PriceBookSchema())
+
+    def prices_page(self, book_id: int, offset: int) -> Page[kv.KvPrice]:
+        """One page of a price book's prices."""
+        page = self._page(f"/pricebooks/{book_id}", kv.PriceSchema(), offset, {}, {"pricebookid": book_id})
+        return page
+
+    # -- customers and orders
+
+    def customer(self, customer_id: int) -> sales.KvCustomer | None:
+        try:
+            body = self._request("GET", f"/customers/{customer_id}", params={"includeCustomerGroup": "true"})
+        except KiotVietNotFound:
+            return None
+        customer: sales.KvCustomer = sales.CustomerSchema().load(body)
+        return customer
+
+    def customers_by_phone(self, phone: str) -> list[sales.KvCustomer]:
+        return list(self._page("/customers", sales.CustomerSchema(), 0, {"contactNumber": phone}).items)
+
+    def customers_by_code(self, code: str) -> list[sales.KvCustomer]:
+        return list(self._page("/customers", sales.CustomerSchema(), 0, {"code": code}).items)
+
+    def customers_page(self, offset: int, *, since: str | None = None, by_modified: bool = False,
+                       with_groups: bool = False) -> Page[sales.KvCustomer]:  # fmt: skip
+        params: dict[str, Any] = {**_order(by_modified), **_since(since)}
+        if with_groups:
+            params["includeCustomerGroup"] = "true"
+        return self._page("/customers", sales.CustomerSchema(), offset, params)
+
+    def create_customer(self, body: dict[str, Any]) -> sales.KvCreated:
+        created: sales.KvCreated = sales.CreatedSchema().load(self._request("POST", "/customers", json=body))
+        return created
+
+    def update_customer(self, customer_id: int, body: dict[str, Any]) -> None:
+        self._request("PUT", f"/customers/{customer_id}", json=body)
+
+    def customer_groups(self) -> list[sales.KvCustomerGroup]:
+        return self._all("/customers/group", sales.CustomerGroupSchema())
+
+    def customer_groups_page(self, offset: int) -> Page[sales.KvCustomerGroup]:
+        return self._page("/customers/group", sales.CustomerGroupSchema(), offset, {})
+
+    def order(self, order_id: int) -> sales.KvOrder | None:
+        try:
+            body = self._request("GET", f"/orders/{order_id}")
+        except KiotVietNotFound:
+            return None
+        order: sales.KvOrder = sales.OrderSchema().load(body)
+        return order
+
+    def orders_page(self, branch_id: int, offset: int, *, since: str | None = None,
+                    by_modified: bool = True) -> Page[sales.KvOrder]:  # fmt: skip
+        params = {"branchIds": branch_id, **_order(by_modified), **_since(since)}
+        return self._page("/orders", sales.OrderSchema(), offset, params)
+
+    def create_order(self, body: dict[str, Any]) -> sales.KvCreated:
+        """POST /orders once (never retried in place); KiotViet answers the new id and code."""
+        created: sales.KvCreated = sales.CreatedSchema().load(self._request("POST", "/orders", json=body))
+        return created
+
+    # -- the transport
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         """Call the API; answer the JSON body or raise a translated error."""
         token = self._auth.token(self._client_id, self._client_secret)
         response = self._send(method, path, token, **kwargs)
@@ -132,7 +234,7 @@ class KiotVietClient:
             response = self._send(method, path, token, **kwargs)
         if response.status_code == 429 and self._budget is not None:
             self._budget.pause(self._retailer, retry_after(response) or DEFAULT_PAUSE_SECONDS)
-        return _translate(method, path, response)
+        return translate(method, path, response)
 
     def _spend_budget(self) -> None:
         """Wait briefly for a token of the shop's GET budget, or fail transiently."""
@@ -153,114 +255,47 @@ class KiotVietClient:
         headers = {"Retailer": self._retailer, "Authorization": f"Bearer {token}"}
         return send(self._session, PROVIDER, method, self._base + path, headers=headers, **kwargs)
 
-    def pages(self, path: str, params: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
-        """Every page of a list, PAGE_SIZE items at a time."""
-        for page, _ in self.pages_from(path, params, 0):
-            yield page
+    def _page(self, path: str, schema: Schema, offset: int, params: dict[str, Any],
+              extra: dict[str, Any] | None = None) -> Page[Any]:  # fmt: skip
+        body = self._request("GET", path, params={**params, "pageSize": PAGE_SIZE, "currentItem": offset})
+        raw = body.get("data") or [] if isinstance(body, dict) else []
+        items, problems = load_items(schema, raw, extra)
+        removed = tuple(kv.read_removed_ids(body)) if isinstance(body, dict) else ()
+        return Page(items, len(raw), int(body.get("total") or 0), removed, problems)
 
-    def pages_from(self, path: str, params: dict[str, Any] | None, start: int) -> Iterator[tuple[dict[str, Any], int]]:
-        """The pages of a list from item `start`, each with the offset the next one starts at."""
-        offset = start
-        while True:
-            page = self.request("GET", path, params={**(params or {}), "pageSize": PAGE_SIZE, "currentItem": offset})
-            count = len(page.get("data") or [])
-            offset += count
-            yield page, offset
-            if count == 0 or offset >= int(page.get("total") or 0):
-                return
+    def _all(self, path: str, schema: Schema) -> list[Any]:
+        found: list[Any] = []
+        offset: int | None = 0
+        while offset is not None:
+            page = self._page(path, schema, offset, {})
+            found += page.items
+            offset = page.next_offset(offset)
+        return found
 
-    def branches(self) -> list[dict[str, Any]]:
-        return [item for page in self.pages("/branches") for item in page.get("data") or []]
 
-    def settings(self) -> dict[str, Any]:
-        body = self.request("GET", "/settings")
-        settings: dict[str, Any] = lower_keys(body.get("data", body) if isinstance(body, dict) else {})
-        return settings
-
-    def surcharges(self) -> list[dict[str, Any]]:
-        """Other fees; the current guide spells the path `/surchages`, older ones `/surcharges`."""
+def load_items(
+    schema: Schema, raw: Iterable[Any], extra: dict[str, Any] | None = None
+) -> tuple[tuple[Any, ...], tuple[str, ...]]:
+    """Each item that reads; the others are described, not fatal to the page."""
+    items, problems = [], []
+    for item in raw:
         try:
-            body = self.request("GET", "/surchages", params={"pageSize": PAGE_SIZE})
-        except KiotVietNotFound:
-            body = self.request("GET", "/surcharges", params={"pageSize": PAGE_SIZE})
-        return list(body.get("data") or [])
-
-    def product(self, product_id: int) -> KvProduct:
-        body = self.request("GET", f"/products/{product_id}", params={"includeInventory": "true"})
-        product: KvProduct = ProductSchema().load(body)
-        return product
-
-    def product_by_code(self, code: str) -> KvProduct:
-        body = self.request("GET", f"/products/code/{quote(code, safe='')}")
-        product: KvProduct = ProductSchema().load(body)
-        return product
-
-    def create_order(self, body: dict[str, Any]) -> dict[str, Any]:
-        """POST /orders once (never retried in place); KiotViet answers the new id and code."""
-        answer: dict[str, Any] = lower_keys(self.request("POST", "/orders", json=body))
-        return answer.get("data") if isinstance(answer.get("data"), dict) else answer  # type: ignore[return-value]
-
-    def order(self, order_id: int) -> dict[str, Any]:
-        answer: dict[str, Any] = lower_keys(self.request("GET", f"/orders/{order_id}"))
-        return answer
-
-    def customers_by_phone(self, phone: str) -> list[dict[str, Any]]:
-        answer = self.request("GET", "/customers", params={"contactNumber": phone, "pageSize": PAGE_SIZE})
-        return [lower_keys(item) for item in answer.get("data") or []]
-
-    def customer(self, customer_id: int) -> dict[str, Any]:
-        answer: dict[str, Any] = lower_keys(
-            self.request("GET", f"/customers/{customer_id}", params={"includeCustomerGroup": "true"})
-        )
-        return answer
-
-    def create_customer(self, body: dict[str, Any]) -> dict[str, Any]:
-        answer: dict[str, Any] = lower_keys(self.request("POST", "/customers", json=body))
-        return answer.get("data") if isinstance(answer.get("data"), dict) else answer  # type: ignore[return-value]
-
-    def update_customer(self, customer_id: int, body: dict[str, Any]) -> None:
-        self.request("PUT", f"/customers/{customer_id}", json=body)
-
-    def customer_groups(self) -> list[dict[str, Any]]:
-        return [lower_keys(item) for page in self.pages("/customers/group") for item in page.get("data") or []]
-
-    def register_webhook(self, kind: str, url: str, secret: str) -> int | str:
-        body = {"Webhook": {"Type": kind, "Url": url, "IsActive": True, "Secret": secret,
-                            "Description": "Abaha sync"}}  # fmt: skip
-        answer = lower_keys(self.request("POST", "/webhooks", json=body))
-        webhook_id = answer.get("id") or (answer.get("data") or {}).get("id")
-        if webhook_id is None:
-            raise KiotVietRejected(f"KiotViet registered no id for webhook {kind}", 200)
-        return int(webhook_id) if str(webhook_id).isdigit() else str(webhook_id)
-
-    def delete_webhook(self, webhook_id: int | str) -> None:
-        with contextlib.suppress(KiotVietNotFound):  # already gone
-            self.request("DELETE", f"/webhooks/{webhook_id}")
+            items.append(schema.load({**item, **extra} if extra and isinstance(item, dict) else item))
+        except (ValidationError, TypeError, ValueError) as exc:
+            ident = item.get("id") if isinstance(item, dict) else None
+            problems.append(f"item {ident}: {getattr(exc, 'messages', exc)}")
+    return tuple(items), tuple(problems)
 
 
-def _translate(method: str, path: str, response: requests.Response) -> Any:
-    status = response.status_code
-    if 200 <= status < 300:
-        return response.json() if response.content.strip() else {}
-    message = _message(response)
-    if status in TRANSIENT_STATUSES:
-        raise TransientError(f"KiotViet answered {status} to {method} {path}", retry_after(response))
-    if status == 404:
-        raise KiotVietNotFound(f"KiotViet has no {path}", status, message)
-    if status in (401, 403):
-        raise KiotVietRejected(
-            f"KiotViet refused the connection's credentials ({status}); save the connection "
-            "again with a valid Client ID and client secret", status, message)  # fmt: skip
-    raise KiotVietRejected(f"KiotViet refused {method} {path}: {message or status}", status, message)
+def _complete(product: kv.KvProduct) -> kv.KvProduct:
+    """A product as the API answers it: a link it does not carry, the row does not have (only
+    a webhook body may leave links out without meaning it)."""
+    return replace(product, links_given=True)
 
 
-def _message(response: requests.Response) -> str | None:
-    """KiotViet's own wording: `responseStatus.message`, or a bare `message`."""
-    try:
-        body = lower_keys(response.json())
-    except ValueError:
-        return response.text[:300] or None
-    if not isinstance(body, dict):
-        return None
-    status = body.get("responsestatus") or {}
-    return status.get("message") or body.get("message") or body.get("error_description") or body.get("error")
+def _order(by_modified: bool) -> dict[str, str]:
+    return {"orderBy": "modifiedDate" if by_modified else "id", "orderDirection": "Asc"}
+
+
+def _since(since: str | None) -> dict[str, str]:
+    return {"lastModifiedFrom": since} if since else {}

@@ -14,15 +14,17 @@ from typing import Any
 
 import redis
 
+from adapters import keys
+
 
 class LinkStore:
-    """Per-shop links in Redis hashes `sync:links:{shop}:{what}`."""
+    """Per-shop links in Redis hashes under `keys.LINKS` (kept when a connection is deleted)."""
 
     def __init__(self, redis_client: redis.Redis) -> None:
         self._redis = redis_client
 
     def _key(self, shop_id: str, what: str) -> str:
-        return f"sync:links:{shop_id}:{what}"
+        return keys.shop_key(shop_id, keys.LINKS, what)
 
     def order_record(self, shop_id: str, abaha_order_id: int) -> dict[str, Any] | None:
         raw = self._redis.hget(self._key(shop_id, "orders"), str(abaha_order_id))
@@ -34,11 +36,26 @@ class LinkStore:
         self._redis.hset(self._key(shop_id, "orders"), str(abaha_order_id), json.dumps(record))
         return record
 
+    def note_search(self, shop_id: str, abaha_order_id: int, record: dict[str, Any]) -> dict[str, Any]:
+        """An attempt looked for the order an earlier attempt may have made, and found none."""
+        noted = {**record, "searches": int(record.get("searches", 0)) + 1,
+                 "searched_at": datetime.now(UTC).isoformat()}  # fmt: skip
+        self._redis.hset(self._key(shop_id, "orders"), str(abaha_order_id), json.dumps(noted))
+        return noted
+
+    def unresolved_orders(self, shop_id: str) -> list[dict[str, Any]]:
+        """Orders whose creation in KiotViet may or may not have happened yet, for operators."""
+        raw = self._redis.hgetall(self._key(shop_id, "orders"))
+        found = [{"abaha_order_id": int(k), **json.loads(v)} for k, v in raw.items()]  # type: ignore[union-attr]
+        return sorted((r for r in found if r.get("state") == "intent"), key=lambda r: r["since"])
+
     def clear_intent(self, shop_id: str, abaha_order_id: int) -> None:
         """KiotViet refused the order: nothing was created, a replay may try again."""
         self._redis.hdel(self._key(shop_id, "orders"), str(abaha_order_id))
 
-    def record_created(self, shop_id: str, abaha_order_id: int, kv_order_id: int, kv_order_code: str) -> dict[str, Any]:
+    def record_created(
+        self, shop_id: str, abaha_order_id: int, kv_order_id: int, kv_order_code: str | None
+    ) -> dict[str, Any]:
         record = {"state": "created", "kv_id": kv_order_id, "kv_code": kv_order_code}
         pipe = self._redis.pipeline(transaction=True)
         pipe.hset(self._key(shop_id, "orders"), str(abaha_order_id), json.dumps(record))
@@ -68,6 +85,19 @@ class LinkStore:
     def kv_customer_for(self, shop_id: str, abaha_id: int) -> int | None:
         raw = self._redis.hget(self._key(shop_id, "customers_by_abaha"), str(abaha_id))
         return int(raw) if raw else None  # type: ignore[arg-type]
+
+    def customer_intent(self, shop_id: str, abaha_id: int) -> dict[str, Any] | None:
+        raw = self._redis.hget(self._key(shop_id, "customer_intents"), str(abaha_id))
+        return json.loads(raw) if raw else None  # type: ignore[arg-type]
+
+    def record_customer_intent(self, shop_id: str, abaha_id: int, code: str) -> dict[str, Any]:
+        """Say, before asking KiotViet, that a customer with this code is about to be created."""
+        record = {"since": datetime.now(UTC).isoformat(), "code": code}
+        self._redis.hset(self._key(shop_id, "customer_intents"), str(abaha_id), json.dumps(record))
+        return record
+
+    def clear_customer_intent(self, shop_id: str, abaha_id: int) -> None:
+        self._redis.hdel(self._key(shop_id, "customer_intents"), str(abaha_id))
 
     def remember_content(self, shop_id: str, side: str, entity_id: int, fingerprint: str) -> None:
         """This content is now on `side` (we wrote it there, or it came from there)."""

@@ -1,4 +1,5 @@
-"""Per-shop sync bookkeeping in Redis: applied versions, counts, parked events, locks."""
+"""Per-shop bookkeeping in Redis: outcome counts, problems for operators, locks of the two-way
+paths, and forgetting a shop."""
 
 from __future__ import annotations
 
@@ -11,28 +12,30 @@ from typing import Any
 
 import redis
 
+from adapters import keys
 from adapters.errors import TransientError
+from schemas.events import Outcome
 
-OUTCOMES = ("applied", "stale", "ignored", "echo", "not_applied", "failed", "quarantined", "total_mismatch")
 PROBLEMS_KEPT = 100
-# longer than a job may run (RQ stops it after EVENT_JOB_SECONDS), so a lock never lapses under
-# a live job, and short enough that one a killed job held frees itself soon
+# seconds from a change's arrival to its write to the other side (Prometheus histogram buckets)
+LAG_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800)
+# A two-way lock outlives any job that holds it (RQ stops a job after `inbox.JOB_SECONDS`), and
+# frees itself soon after a killed job (`tests/unit/test_timing.py` checks both)
 LOCK_SECONDS = 120
 LOCK_WAIT_SECONDS = 60
 
 
 class SyncState:
-    """What has been applied for a shop, so replays and shuffled deliveries converge."""
+    """What happened to a shop's changes, for operators and metrics."""
 
     def __init__(self, redis_client: redis.Redis) -> None:
         self._redis = redis_client
 
     @contextmanager
     def entity_lock(self, shop_id: str, kind: str, entity_id: str) -> Iterator[None]:
-        """Serialize the check-write-record of one entity across all workers."""
-        lock = self._redis.lock(
-            f"sync:lock:{shop_id}:{kind}:{entity_id}", timeout=LOCK_SECONDS, blocking_timeout=LOCK_WAIT_SECONDS
-        )
+        """Serialize work on one entity of the two-way paths across all workers."""
+        lock = self._redis.lock(keys.shop_key(shop_id, keys.LOCK, kind, entity_id), timeout=LOCK_SECONDS,
+                                blocking_timeout=LOCK_WAIT_SECONDS)  # fmt: skip
         if not lock.acquire():
             raise TransientError(f"{kind} {entity_id} is busy in another worker", retry_after=30)
         try:
@@ -42,81 +45,77 @@ class SyncState:
             with contextlib.suppress(redis.exceptions.LockError):
                 lock.release()
 
-    def applied_version(self, shop_id: str, kind: str, entity_id: str) -> int | None:
-        raw = self._redis.hget(f"sync:ver:{shop_id}:{kind}", entity_id)
-        return int(raw) if raw is not None else None  # type: ignore[arg-type]
+    def count(self, shop_id: str, outcome: Outcome | str, amount: int = 1) -> None:
+        self._redis.hincrby(keys.shop_key(shop_id, keys.STATS), str(outcome), amount)
 
-    def record_version(self, shop_id: str, kind: str, entity_id: str, version: int) -> None:
-        self._redis.hset(f"sync:ver:{shop_id}:{kind}", entity_id, version)
+    def count_many(self, shop_id: str, counts: dict[Outcome, int]) -> None:
+        pipe = self._redis.pipeline(transaction=False)
+        for outcome, amount in counts.items():
+            if amount:
+                pipe.hincrby(keys.shop_key(shop_id, keys.STATS), str(outcome), amount)
+        pipe.execute()
 
-    def is_stale(self, shop_id: str, kind: str, entity_id: str, version: int, *, same_is_stale: bool = False) -> bool:
-        """True when something newer than `version` was already applied (or, with
-        `same_is_stale`, that very version: a redelivery that changes nothing)."""
-        applied = self.applied_version(shop_id, kind, entity_id)
-        if applied is None:
-            return False
-        return version <= applied if same_is_stale else version < applied
+    def record_writes(self, shop_id: str, lags: list[float], now_ms: int) -> None:
+        """Changes written to the other side: how long each took from its arrival, and when."""
+        if not lags:
+            return
+        key = keys.shop_key(shop_id, keys.LAG)
+        pipe = self._redis.pipeline(transaction=False)
+        for lag in lags:
+            bucket = next((b for b in LAG_BUCKETS if lag <= b), "+Inf")
+            pipe.hincrby(key, f"le:{bucket}", 1)
+        pipe.hincrby(key, "count", len(lags))
+        pipe.hincrbyfloat(key, "sum", sum(lags))
+        pipe.hset(key, "last_at_ms", now_ms)
+        pipe.execute()
 
-    def applied_versions(self, shop_id: str, kind: str, entity_ids: list[str]) -> dict[str, int | None]:
-        """The applied version of many entities in one round trip (a sync page)."""
-        if not entity_ids:
-            return {}
-        raw = self._redis.hmget(f"sync:ver:{shop_id}:{kind}", entity_ids)
-        return {e: int(v) if v is not None else None for e, v in zip(entity_ids, raw, strict=True)}  # type: ignore[arg-type]
+    def lag(self, shop_id: str) -> dict[str, float]:
+        raw = self._redis.hgetall(keys.shop_key(shop_id, keys.LAG))
+        return {_text(k): float(v) for k, v in raw.items()}  # type: ignore[union-attr]
 
-    def record_versions(self, shop_id: str, kind: str, versions: dict[str, int]) -> None:
-        if versions:
-            self._redis.hset(f"sync:ver:{shop_id}:{kind}", mapping=versions)  # type: ignore[arg-type]
+    def record_failure(self, shop_id: str, now_ms: int, what: str) -> None:
+        """A change failed for good (kept for the operator): counted for "failures in the last hour"."""
+        key = keys.shop_key(shop_id, keys.FAILURES)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.zadd(key, {f"{now_ms}:{what}": now_ms})
+        pipe.zremrangebyscore(key, "-inf", now_ms - 24 * 3600 * 1000)
+        pipe.execute()
 
-    def stock_value(self, shop_id: str, product_id: int) -> int | None:
-        """The sellable stock last written to Abaha for a product."""
-        raw = self._redis.hget(f"sync:ver:{shop_id}:stockval", str(product_id))
-        return int(raw) if raw is not None else None  # type: ignore[arg-type]
-
-    def record_stock_value(self, shop_id: str, product_id: int, value: int) -> None:
-        self.record_stock_values(shop_id, {product_id: value})
-
-    def record_stock_values(self, shop_id: str, values: dict[int, int]) -> None:
-        if values:
-            self._redis.hset(f"sync:ver:{shop_id}:stockval", mapping={str(k): v for k, v in values.items()})
-
-    def count(self, shop_id: str, outcome: str, amount: int = 1) -> None:
-        self._redis.hincrby(f"sync:stats:{shop_id}", outcome, amount)
+    def failures_since(self, shop_id: str, since_ms: int) -> int:
+        return int(self._redis.zcount(keys.shop_key(shop_id, keys.FAILURES), since_ms, "+inf"))  # type: ignore[arg-type]
 
     def counts(self, shop_id: str) -> dict[str, int]:
-        raw = self._redis.hgetall(f"sync:stats:{shop_id}")
+        raw = self._redis.hgetall(keys.shop_key(shop_id, keys.STATS))
         values = {_text(k): int(v) for k, v in raw.items()}  # type: ignore[union-attr]
-        return {outcome: values.get(outcome, 0) for outcome in OUTCOMES}
+        return {str(outcome): values.get(str(outcome), 0) for outcome in Outcome}
 
     def report(self, shop_id: str, message: str) -> None:
         """Keep a problem an operator must look at (the newest 100), shown with the connection."""
         entry = json.dumps({"at": datetime.now(UTC).isoformat(timespec="seconds"), "message": message})
+        key = keys.shop_key(shop_id, keys.PROBLEMS)
         pipe = self._redis.pipeline(transaction=True)
-        pipe.lpush(f"sync:problems:{shop_id}", entry)
-        pipe.ltrim(f"sync:problems:{shop_id}", 0, PROBLEMS_KEPT - 1)
+        pipe.lpush(key, entry)
+        pipe.ltrim(key, 0, PROBLEMS_KEPT - 1)
         pipe.execute()
 
     def problems(self, shop_id: str) -> list[dict[str, Any]]:
-        return [json.loads(e) for e in self._redis.lrange(f"sync:problems:{shop_id}", 0, PROBLEMS_KEPT)]  # type: ignore[union-attr]
-
-    def park(self, shop_id: str, event: dict[str, Any]) -> None:
-        """Keep the newest event per entity of a type this version does not apply yet."""
-        self._redis.hset(f"sync:parked:{shop_id}", f"{event['type']}:{event['entity_id']}", json.dumps(event))
-
-    def parked(self, shop_id: str) -> list[dict[str, Any]]:
-        raw = self._redis.hvals(f"sync:parked:{shop_id}")
-        return [json.loads(v) for v in raw]  # type: ignore[union-attr]
+        raw = self._redis.lrange(keys.shop_key(shop_id, keys.PROBLEMS), 0, PROBLEMS_KEPT)
+        return [json.loads(e) for e in raw]  # type: ignore[union-attr]
 
     def forget_shop(self, shop_id: str) -> None:
-        """Drop every piece of bookkeeping of a shop (its connection was deleted)."""
-        keys = [f"sync:stats:{shop_id}", f"sync:parked:{shop_id}", f"sync:problems:{shop_id}"]
-        # shop ids are letters, digits, '.', '_' and '-': no glob characters, and the ':' after
-        # the id keeps shop-4 from matching shop-42. Links (which KiotViet order was made from
-        # which Abaha order, which customers are one) are kept: saving the shop again must not
-        # make a second order of one already made.
-        found = (_text(k) for k in self._redis.scan_iter(match=f"sync:*:{shop_id}:*", count=500))
-        keys += [k for k in found if not k.startswith("sync:links:")]
-        self._redis.delete(*keys)
+        """Drop every key of a shop (its connection was deleted) but its links: saving the shop
+        again must not make a second KiotViet order of one already made, or a second customer."""
+        prefix = keys.shop_prefix(shop_id)
+        kept = tuple(prefix + part for part in keys.KEPT_ON_DELETE)
+        doomed = [k for k in (_text(k) for k in self._redis.scan_iter(match=prefix + "*", count=1000))
+                  if not k.startswith(kept)]  # fmt: skip
+        for start in range(0, len(doomed), 500):
+            self._redis.delete(*doomed[start : start + 500])
+        self._redis.zrem(keys.READY, shop_id)
+        members: list[bytes] = self._redis.zrange(keys.LEASES, 0, -1)  # type: ignore[assignment]
+        leases = [m for m in members if _text(m).split("\t", 1)[0] == shop_id]
+        if leases:
+            self._redis.zrem(keys.LEASES, *leases)
 
 
 def _text(value: Any) -> str:

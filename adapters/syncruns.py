@@ -9,6 +9,8 @@ from typing import Any
 
 import redis
 
+from adapters import keys
+
 ENTITIES = ("categories", "products", "pricebooks", "customer_groups", "customers")
 ERRORS_KEPT = 50
 
@@ -24,7 +26,7 @@ class SyncRuns:
         self._redis = redis_client
 
     def _key(self, shop_id: str, run_id: str) -> str:
-        return f"sync:run:{shop_id}:{run_id}"
+        return keys.shop_key(shop_id, keys.RUN, run_id)
 
     def start(self, shop_id: str, entities: list[str]) -> str:
         """A new run, which supersedes any earlier one still going."""
@@ -33,12 +35,12 @@ class SyncRuns:
         pipe.hset(self._key(shop_id, run_id), mapping={"id": run_id, "state": "queued", "queued_at": _now(),
                                                        "entities": json.dumps(entities)})  # fmt: skip
         pipe.expire(self._key(shop_id, run_id), 30 * 24 * 3600)
-        pipe.set(f"sync:run:{shop_id}:latest", run_id)
+        pipe.set(keys.shop_key(shop_id, keys.RUN, "latest"), run_id)
         pipe.execute()
         return run_id
 
     def latest_id(self, shop_id: str) -> str | None:
-        raw = self._redis.get(f"sync:run:{shop_id}:latest")
+        raw = self._redis.get(keys.shop_key(shop_id, keys.RUN, "latest"))
         return raw.decode() if isinstance(raw, bytes) else None
 
     def is_current(self, shop_id: str, run_id: str) -> bool:
@@ -102,23 +104,23 @@ class Watermarks:
         self._redis = redis_client
 
     def get(self, shop_id: str, name: str) -> str | None:
-        raw = self._redis.hget(f"sync:watermarks:{shop_id}:", name)
+        raw = self._redis.hget(keys.shop_key(shop_id, keys.WATERMARKS), name)
         return raw.decode() if isinstance(raw, bytes) else None
 
     def set(self, shop_id: str, name: str, value: str) -> None:
-        self._redis.hset(f"sync:watermarks:{shop_id}:", name, value)
+        self._redis.hset(keys.shop_key(shop_id, keys.WATERMARKS), name, value)
 
     def checkpoint(self, shop_id: str, name: str) -> dict[str, Any] | None:
         """Where an unfinished pull stopped: its `since`, when it began, the next position."""
-        raw = self._redis.hget(f"sync:watermarks:{shop_id}:", f"{name}:checkpoint")
+        raw = self._redis.hget(keys.shop_key(shop_id, keys.WATERMARKS), f"{name}:checkpoint")
         return json.loads(raw) if raw else None  # type: ignore[arg-type]
 
     def save_checkpoint(self, shop_id: str, name: str, checkpoint: dict[str, Any]) -> None:
-        self._redis.hset(f"sync:watermarks:{shop_id}:", f"{name}:checkpoint", json.dumps(checkpoint))
+        self._redis.hset(keys.shop_key(shop_id, keys.WATERMARKS), f"{name}:checkpoint", json.dumps(checkpoint))
 
     def finish(self, shop_id: str, name: str, watermark: str) -> None:
         """The pull is complete: move the watermark, forget the checkpoint."""
         pipe = self._redis.pipeline(transaction=True)
-        pipe.hset(f"sync:watermarks:{shop_id}:", name, watermark)
-        pipe.hdel(f"sync:watermarks:{shop_id}:", f"{name}:checkpoint")
+        pipe.hset(keys.shop_key(shop_id, keys.WATERMARKS), name, watermark)
+        pipe.hdel(keys.shop_key(shop_id, keys.WATERMARKS), f"{name}:checkpoint")
         pipe.execute()

@@ -17,10 +17,15 @@ SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 STATE_CHANGING_PATHS = ("/requeue", "/delete", "/empty", "/compact")
 
 
-def admin_guard(admin_token: str) -> Response | None:
+GUARDED_PREFIXES = ("/admin", "/metrics")  # /metrics names shops (SPEC §4.3)
+
+
+def admin_guard(admin_token: str | None) -> Response | None:
     """A before-request hook body: None lets the request through."""
-    if not request.path.startswith("/admin"):
+    if not request.path.startswith(GUARDED_PREFIXES):
         return None
+    if admin_token is None:
+        return _refuse(401, "ADMIN_TOKEN is not set, so nothing here is served")
     bearer = _bearer()
     basic = request.authorization.password if request.authorization and request.authorization.type == "basic" else None
     if bearer is not None and _same(bearer, admin_token):

@@ -38,6 +38,12 @@ def connections() -> None:
 @click.option("--abaha-api-token", required=True, prompt=True, hide_input=True)
 @click.option("--register-webhooks/--no-register-webhooks", default=True)
 @click.option("--rotate-abaha-token", is_flag=True, default=False)
+@click.option(
+    "--take-over-webhooks",
+    is_flag=True,
+    default=False,
+    help="take webhook types another integration holds (it stops receiving them)",
+)
 def save(shop_id: str, **options: Any) -> None:
     """Validate against KiotViet, store the connection, register the webhooks."""
     try:

@@ -1,41 +1,33 @@
-"""Saving, showing and deleting a shop's connection: the logic shared by the API and the CLI."""
+"""Saving, showing and deleting a shop's connection: the logic shared by the API, the CLI and the
+console."""
 
 from __future__ import annotations
 
-import base64
 import re
 import secrets
-from dataclasses import dataclass, field, replace
+import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
-from adapters.connections import Connection, ConnectionSecrets, WebhookRegistration
+from adapters.connections import Connection, ConnectionSecrets
 from adapters.errors import KiotVietRejected, PermanentError, TransientError
-from adapters.kiotviet import KiotVietAuth, KiotVietClient
+from adapters.kiotviet import KiotVietClient
+from adapters.kiotviet_auth import KiotVietAuth
 from adapters.syncruns import SyncRuns
-from schemas.kiotviet import lower_keys
+from admin.health import shop_health
+from admin.kiotviet_check import ConnectionInvalid, KiotVietCheck, check_kiotviet
 from schemas.kiotviet_webhook import WEBHOOK_TYPES
 from wiring import Services
+from workers import hooks
 
 log = structlog.get_logger(__name__)
 SHOP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 ABAHA_TOKEN_HEADER = "X-Abaha-Token"
-OUT_OF_STOCK_WARNING = (
-    "KiotViet's setting 'Cho phép đặt hàng khi hết tồn kho' (AllowOrderWhenOutStock) is off: "
-    "orders for products out of stock at the branch will be refused by KiotViet"
-)
-
-
-class ConnectionInvalid(Exception):
-    """The connection cannot be saved; one clear message per problem."""
-
-    def __init__(self, errors: list[str], status: int = 422) -> None:
-        super().__init__("; ".join(errors))
-        self.errors = errors
-        self.status = status
+__all__ = ["ConnectionAdmin", "ConnectionInvalid", "load_request"]
 
 
 class ConnectionRequestSchema(Schema):
@@ -51,15 +43,7 @@ class ConnectionRequestSchema(Schema):
     abaha_api_token = fields.Str(required=True, validate=validate.Length(min=1, max=500))
     register_webhooks = fields.Bool(load_default=True)
     rotate_abaha_token = fields.Bool(load_default=False)
-
-
-@dataclass
-class KiotVietCheck:
-    """What validating the credentials against KiotViet found."""
-
-    errors: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    surcharge_id: int | None = None
+    take_over_webhooks = fields.Bool(load_default=False)
 
 
 class ConnectionAdmin:
@@ -70,41 +54,84 @@ class ConnectionAdmin:
 
     def save(self, shop_id: str, body: Any) -> dict[str, Any]:
         """Validate against KiotViet, store, register webhooks; answer without secrets but the
-        Abaha webhook token (shown here and on no later GET)."""
+        Abaha webhook token (shown here and on no later GET). Nothing changes on a refusal."""
         request = load_request(shop_id, body)
-        if request["register_webhooks"] and not self._services.settings.public_base_url:
+        url = self._kiotviet_url(shop_id)
+        if request["register_webhooks"] and url is None:
             raise ConnectionInvalid(["PUBLIC_BASE_URL is not set, so KiotViet cannot be told where to send "
                                      "webhooks; set it, or save with register_webhooks false"])  # fmt: skip
-        client = self._client(request["retailer"], request["client_id"], request["client_secret"])
+        client = self.client(request["retailer"], request["client_id"], request["client_secret"])
         check = check_kiotviet(client, request["branch_id"], request["surcharge_code"])
         if check.errors:
             raise ConnectionInvalid(check.errors)
+        found = self._survey(client, url) if request["register_webhooks"] and url else None
+        if found is not None and found.taken and not request["take_over_webhooks"]:
+            raise ConnectionInvalid(
+                [hooks.taken_message(k, h) for k, h in sorted(found.taken.items())]
+                + ['to take them over, save again with "take_over_webhooks": true'],
+                taken=[{"type": k, "host": hooks.host_of(h)} for k, h in sorted(found.taken.items())])  # fmt: skip
+        connection, stored, abaha_token = self._stored(shop_id, request, check)
+        # secrets first: KiotViet may deliver as soon as a webhook is registered
+        self._services.connections.save(connection, stored)
+        warnings = list(check.warnings)
+        if found is not None and url is not None:
+            connection, taken_over = self._register(client, connection, stored, found, url)
+            warnings = [*taken_over, *warnings]
+        self._services.connections.save_warnings(shop_id, warnings)
+        log.info("connection.saved", shop_id=shop_id, retailer=connection.retailer, webhooks=len(connection.webhooks))
+        return {**self.describe(connection), "abaha_webhook": {**self._abaha_webhook(shop_id), "token": abaha_token}}
+
+    def _stored(self, shop_id: str, request: dict[str, Any],
+                check: KiotVietCheck) -> tuple[Connection, ConnectionSecrets, str]:  # fmt: skip
+        """The connection and its secrets as they will be stored; the Abaha webhook token kept
+        unless asked to rotate it, the webhook secrets kept for their grace."""
         previous = self._services.connections.get(shop_id)
-        old_secrets = self._services.connections.readable_secrets(shop_id) if previous else None
-        keep_token = old_secrets is not None and not request["rotate_abaha_token"]
-        abaha_token = old_secrets.abaha_webhook_token if keep_token and old_secrets else secrets.token_urlsafe(32)
+        old = self._services.connections.readable_secrets(shop_id) if previous else None
+        keep_token = old is not None and not request["rotate_abaha_token"]
+        abaha_token = old.abaha_webhook_token if keep_token and old else secrets.token_urlsafe(32)
         connection = Connection(
             shop_id=shop_id, retailer=request["retailer"], client_id=request["client_id"],
             branch_id=request["branch_id"], surcharge_code=request["surcharge_code"],
             surcharge_id=check.surcharge_id, webhooks=previous.webhooks if previous else (),
             warnings=tuple(check.warnings), saved_at=datetime.now(UTC).isoformat(timespec="seconds"),
         )  # fmt: skip
-        fresh = {kind: _webhook_secret() for kind in WEBHOOK_TYPES} if request["register_webhooks"] else {}
-        kept = old_secrets.webhook_secrets[: len(WEBHOOK_TYPES)] if old_secrets else ()
         stored = ConnectionSecrets(
             client_secret=request["client_secret"], abaha_api_token=request["abaha_api_token"],
-            abaha_webhook_token=abaha_token, webhook_secrets=tuple(fresh.values()) + tuple(kept),
+            abaha_webhook_token=abaha_token, webhook_secrets=old.with_new_secrets({}, time.time()) if old else {},
         )  # fmt: skip
-        # secrets first: KiotViet may deliver as soon as a webhook is registered
-        self._services.connections.save(connection, stored)
-        if fresh:
-            connection = replace(connection, webhooks=self._register(client, connection, fresh))
-            self._services.connections.save(connection, stored)
-        log.info("connection.saved", shop_id=shop_id, retailer=connection.retailer, webhooks=len(connection.webhooks))
-        return {**self.describe(connection), "abaha_webhook": {**self._abaha_webhook(shop_id), "token": abaha_token}}
+        return connection, stored, abaha_token
+
+    def _register(self, client: KiotVietClient, connection: Connection, stored: ConnectionSecrets,
+                  found: hooks.Survey, url: str) -> tuple[Connection, list[str]]:  # fmt: skip
+        """Replace ours, take over what another integration holds (asked for), register all."""
+        try:
+            known = {str(w.id) for w in connection.webhooks}
+            for hook in [h for listed in found.ours.values() for h in listed] + list(found.taken.values()):
+                known.add(str(hook.id))
+            for webhook_id in known:
+                client.delete_webhook(webhook_id)
+            registered, _ = hooks.register(client, self._services.connections, replace(connection, webhooks=()),
+                                           stored, list(WEBHOOK_TYPES), url)  # fmt: skip
+        except KiotVietRejected as exc:
+            raise ConnectionInvalid(
+                [f"KiotViet refused to register the webhooks: {exc.kiotviet_message or exc}"]
+            ) from exc
+        except TransientError as exc:
+            raise ConnectionInvalid([f"KiotViet did not answer while registering webhooks: {exc}"], 502) from exc
+        taken_over = [hooks.taken_over_warning(k, hooks.host_of(h)) for k, h in sorted(found.taken.items())]
+        return registered, taken_over
+
+    def _survey(self, client: KiotVietClient, url: str) -> hooks.Survey:
+        try:
+            return hooks.survey(client, url)
+        except KiotVietRejected as exc:
+            raise ConnectionInvalid([f"KiotViet refused to list its webhooks: {exc.kiotviet_message or exc}"]) from exc
+        except TransientError as exc:
+            raise ConnectionInvalid([f"KiotViet did not answer, try again: {exc}"], 502) from exc
 
     def describe(self, connection: Connection) -> dict[str, Any]:
-        """The connection as the admin API shows it (never a secret)."""
+        """The connection as the admin API shows it (never a secret), with current warnings."""
+        current = self._services.connections.warnings(connection.shop_id)
         return {
             "shop_id": connection.shop_id,
             "retailer": connection.retailer,
@@ -113,21 +140,24 @@ class ConnectionAdmin:
             "kiotviet_webhook_url": self._kiotviet_url(connection.shop_id),
             "webhooks": [{"type": w.type, "id": w.id} for w in connection.webhooks],
             "abaha_webhook": self._abaha_webhook(connection.shop_id),
-            "warnings": list(connection.warnings),
+            "warnings": list(connection.warnings) if current is None else current,
         }
 
     def show(self, shop_id: str) -> dict[str, Any] | None:
-        """The connection with its state: counts, quarantined deliveries, last sync."""
-        connection = self._services.connections.get(shop_id)
+        """The connection with its state: counts, quarantined deliveries, last sync, what waits."""
+        services = self._services
+        connection = services.connections.get(shop_id)
         if connection is None:
             return None
-        counts = self._services.state.counts(shop_id)
-        run = SyncRuns(self._services.redis).describe(shop_id)
+        counts = services.state.counts(shop_id)
+        run = SyncRuns(services.redis).describe(shop_id)
         last_sync = {k: run.get(k) for k in ("id", "state", "queued_at", "done_at", "failed_at")} if run else None
         state = {"saved_at": connection.saved_at, "last_sync": last_sync, "counts": counts,
-                 "quarantined": counts.get("quarantined", 0),
-                 "problems": self._services.state.problems(shop_id)}  # fmt: skip
-        return {**self.describe(connection), "state": state}
+                 "quarantined": services.quarantine.count(shop_id), "pending": services.pending.pending_count(shop_id),
+                 "unresolved_orders": services.links.unresolved_orders(shop_id),
+                 "problems": services.state.problems(shop_id)}  # fmt: skip
+        health = shop_health(services, shop_id)
+        return {**self.describe(connection), "state": {**state, "health": health.to_json() if health else None}}
 
     def list(self) -> list[dict[str, Any]]:
         return [self.show(c.shop_id) or {} for c in self._services.connections.all()]
@@ -142,7 +172,7 @@ class ConnectionAdmin:
         try:
             if stored is None:
                 raise PermanentError("the stored client secret cannot be read (SECRET_KEY changed)")
-            client = self._client(connection.retailer, connection.client_id, stored.client_secret)
+            client = self.client(connection.retailer, connection.client_id, stored.client_secret)
             for webhook in connection.webhooks:
                 client.delete_webhook(webhook.id)
         except (PermanentError, TransientError) as exc:
@@ -152,33 +182,7 @@ class ConnectionAdmin:
         log.info("connection.deleted", shop_id=shop_id)
         return {"shop_id": shop_id, "deleted": True, "warnings": warnings}
 
-    def _register(
-        self, client: KiotVietClient, connection: Connection, fresh: dict[str, str]
-    ) -> tuple[WebhookRegistration, ...]:
-        url = self._kiotviet_url(connection.shop_id)
-        assert url is not None, "checked in save()"
-        try:
-            self._remove_ours(client, connection, url)
-            return tuple(WebhookRegistration(kind, client.register_webhook(kind, url, secret))
-                         for kind, secret in fresh.items())  # fmt: skip
-        except KiotVietRejected as exc:
-            raise ConnectionInvalid(
-                [f"KiotViet refused to register the webhooks: {exc.kiotviet_message or exc}"]
-            ) from exc
-        except TransientError as exc:
-            raise ConnectionInvalid([f"KiotViet did not answer while registering webhooks: {exc}"], 502) from exc
-
-    def _remove_ours(self, client: KiotVietClient, connection: Connection, url: str) -> None:
-        """Drop webhooks we registered before, also ones a crashed save left behind."""
-        known = {str(w.id) for w in connection.webhooks}
-        listed = client.request("GET", "/webhooks")
-        for item in lower_keys(listed).get("data") or []:
-            if str(item.get("id")) in known or item.get("url") == url:
-                known.add(str(item.get("id")))
-        for webhook_id in known:
-            client.delete_webhook(webhook_id)
-
-    def _client(self, retailer: str, client_id: str, client_secret: str) -> KiotVietClient:
+    def client(self, retailer: str, client_id: str, client_secret: str) -> KiotVietClient:
         settings = self._services.settings
         auth = KiotVietAuth(self._services.redis, self._services.vault, settings.kiotviet_token_url)
         return KiotVietClient(base_url=settings.kiotviet_api_url, retailer=retailer, client_id=client_id,
@@ -207,55 +211,3 @@ def load_request(shop_id: str, body: Any) -> dict[str, Any]:
     if errors:
         raise ConnectionInvalid(errors)
     return request
-
-
-def check_kiotviet(client: KiotVietClient, branch_id: int, surcharge_code: str | None) -> KiotVietCheck:
-    """Credentials, branch, surcharge code and the out-of-stock ordering setting."""
-    check = KiotVietCheck()
-    try:
-        branches = client.branches()
-    except KiotVietRejected as exc:
-        check.errors.append(str(exc))
-        return check
-    except TransientError as exc:
-        raise ConnectionInvalid([f"KiotViet did not answer, try again: {exc}"], 502) from exc
-    names = {int(b["id"]): b.get("branchName") for b in branches if "id" in b}
-    if branch_id not in names:
-        known = ", ".join(f"{i} ({n})" for i, n in sorted(names.items())) or "none"
-        check.errors.append(f"branch_id: branch {branch_id} does not exist in KiotViet; the shop's branches: {known}")
-    try:
-        if surcharge_code:
-            check.surcharge_id = _surcharge_id(client, surcharge_code, check.errors)
-        settings = client.settings()
-    except TransientError as exc:
-        raise ConnectionInvalid([f"KiotViet did not answer, try again: {exc}"], 502) from exc
-    except KiotVietRejected as exc:
-        check.errors.append(f"KiotViet refused to show the shop's settings: {exc.kiotviet_message or exc}")
-        return check
-    if _setting_off(settings.get("alloworderwhenoutstock")):
-        check.warnings.append(OUT_OF_STOCK_WARNING)
-    return check
-
-
-def _surcharge_id(client: KiotVietClient, code: str, errors: list[str]) -> int | None:
-    try:
-        surcharges = client.surcharges()
-    except KiotVietRejected as exc:
-        errors.append("surcharge_code: KiotViet cannot list other fees (Thu khác): "
-                      f"{exc.kiotviet_message or exc}; enable them in KiotViet's store settings")  # fmt: skip
-        return None
-    for item in surcharges:
-        if str(item.get("surchargeCode") or item.get("code") or "").lower() == code.lower():
-            return int(item["id"])
-    errors.append(f"surcharge_code: '{code}' is not a surcharge code in KiotViet (Quản lý thu khác); "
-                  "create it there or leave surcharge_code out")  # fmt: skip
-    return None
-
-
-def _setting_off(value: Any) -> bool:
-    return value is False or str(value).strip().lower() in ("false", "0")
-
-
-def _webhook_secret() -> str:
-    # KiotViet wants a random, Base64-encoded secret of 8+ characters
-    return base64.b64encode(secrets.token_bytes(24)).decode("ascii")

@@ -25,9 +25,8 @@ class SyncCollector(Collector):
         yield events
         reasons = CounterMetricFamily("sync_quarantined_deliveries", "Rejected KiotViet deliveries by reason",
                                       labels=["reason"])  # fmt: skip
-        counted: dict[bytes, bytes] = self._services.redis.hgetall("sync:quarantine:reasons")  # type: ignore[assignment]
-        for reason, count in counted.items():
-            reasons.add_metric([reason.decode()], int(count))
+        for reason, count in self._services.quarantine.reasons().items():
+            reasons.add_metric([reason], count)
         yield reasons
         depth = GaugeMetricFamily(
             "sync_queue_jobs", "Jobs waiting, by queue and registry", labels=["queue", "registry"]

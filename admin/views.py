@@ -10,6 +10,7 @@ from flask import Blueprint, Response, jsonify, request
 from adapters.syncruns import SyncRuns
 from admin.connections import ConnectionAdmin, ConnectionInvalid
 from admin.failed import requeue_failed
+from admin.quarantine import admit
 from admin.sync import start_sync_run
 from wiring import current_services
 
@@ -61,9 +62,34 @@ def show_sync(shop_id: str) -> Response | tuple[Response, int]:
 
 @blueprint.get("/quarantine")
 def quarantine() -> Response:
-    """Rejected KiotViet deliveries with their reasons, newest first."""
-    shop_id = request.args.get("shop_id")
-    return jsonify(deliveries=current_services().inbox.quarantined(shop_id))
+    """Rejected KiotViet deliveries of a shop (or of every shop) with their reasons, newest
+    first, and how many deliveries to unknown shop ids were counted (never stored)."""
+    services = current_services()
+    wanted = request.args.get("shop_id")
+    shops = [wanted] if wanted else [c.shop_id for c in services.connections.all()]
+    found = [e for shop in shops for e in services.quarantine.entries(shop)]
+    found.sort(key=lambda e: e.at, reverse=True)
+    deliveries = [e.describe(services.quarantine.preview(e.shop_id, e)) for e in found[:200]]
+    return jsonify(deliveries=deliveries, unknown_shop=services.quarantine.unknown_shop_counts())
+
+
+@blueprint.post("/quarantine/<shop_id>/admit")
+def admit_all(shop_id: str) -> Response | tuple[Response, int]:
+    """Re-check every quarantined delivery of the shop; admit those that now pass."""
+    if current_services().connections.get(shop_id) is None:
+        return jsonify(errors=[f"no connection for shop {shop_id}"]), 404
+    return jsonify(admit(current_services(), shop_id).to_json())
+
+
+@blueprint.post("/quarantine/<shop_id>/<entry_id>/admit")
+def admit_one(shop_id: str, entry_id: str) -> Response | tuple[Response, int]:
+    """Re-check one quarantined delivery; admit it if it now passes."""
+    if current_services().connections.get(shop_id) is None:
+        return jsonify(errors=[f"no connection for shop {shop_id}"]), 404
+    result = admit(current_services(), shop_id, entry_id)
+    if not result.admitted and not result.still_rejected:
+        return jsonify(errors=[f"no quarantined delivery {entry_id} for shop {shop_id}"]), 404
+    return jsonify(result.to_json())
 
 
 @blueprint.post("/failed/requeue")

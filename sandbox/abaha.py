@@ -28,6 +28,7 @@ class AbahaShop:
     customer_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)
     customers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # every write, "PUT /products/3001"; an item of a batch call also as "PUT /products/3001 (batch)"
     writes: list[str] = field(default_factory=list)
     # where this shop's events go, as configured in Abaha's webhook settings
     webhook_url: str | None = None
@@ -116,6 +117,7 @@ def put_one(shop: AbahaShop, item: Any) -> dict[str, Any]:
     if problem:
         return {"kv_id": kv_id, "status": "error", "error": problem}
     shop.products[str(kv_id)] = body
+    shop.writes.append(f"PUT /products/{kv_id} (batch)")
     return {"kv_id": kv_id, "status": "ok"}
 
 
@@ -133,6 +135,7 @@ def patch_one(shop: AbahaShop, item: Any) -> dict[str, Any]:
     if problem:
         return {"kv_id": kv_id, "status": "error", "error": problem}
     product.update(change)
+    shop.writes.append(f"PATCH /products/{kv_id} (batch)")
     return {"kv_id": kv_id, "status": "ok"}
 
 

@@ -5,11 +5,30 @@ from __future__ import annotations
 import hashlib
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from marshmallow import Schema, fields, post_load, validate
 
 SOURCES = ("kiotviet", "abaha")
+
+
+class Outcome(StrEnum):
+    """What became of a change; counted per shop (`GET /admin/connections`, `/metrics`)."""
+
+    APPLIED = "applied"  # written to the other side
+    UNCHANGED = "unchanged"  # the source was read and the other side already holds that
+    STALE = "stale"  # older than what was applied, or a repeat of it
+    COALESCED = "coalesced"  # folded into a newer change of the same entity before it was applied
+    DUPLICATE = "duplicate"  # a delivery already accepted, delivered again
+    IGNORED = "ignored"  # not synced by design (another branch, a type recorded only, no shop)
+    ECHO = "echo"  # the service's own write coming back
+    RETRYING = "retrying"  # failed for a reason that passes; tried again on RQ's schedule
+    FAILED = "failed"  # failed for good; in RQ's failed registry with the operator's message
+    QUARANTINED = "quarantined"  # a rejected delivery, kept for operators
+    TOTAL_MISMATCH = "total_mismatch"  # a KiotViet order whose total differs from Abaha's
+
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -62,6 +81,11 @@ def event_id(*parts: object) -> str:
 def iso_utc(moment: datetime) -> str:
     """A timestamp in one comparable form: UTC, microseconds, explicit offset."""
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def iso_from_ms(ms: int) -> str:
+    """A Redis time in milliseconds as the service's timestamps."""
+    return iso_utc(datetime.fromtimestamp(ms / 1000, UTC))
 
 
 def to_micros(iso: str) -> int:

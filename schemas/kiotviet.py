@@ -93,6 +93,12 @@ class Attribute:
 
 
 @dataclass(frozen=True)
+class ProductPrice:
+    price_book_id: int
+    price: int
+
+
+@dataclass(frozen=True)
 class KvProduct:
     id: int
     code: str | None
@@ -110,18 +116,50 @@ class KvProduct:
     attributes: tuple[Attribute, ...] | None
     inventories: tuple[Inventory, ...] | None
     images: tuple[str, ...] | None
+    has_variants: bool | None = None
+    # a variant's master row, a unit row's base row and how many base units it holds; None when
+    # the row has none (or, with links_given False, when the body did not say)
+    master_product_id: int | None = None
+    master_unit_id: int | None = None
+    conversion_value: float | None = None
+    links_given: bool = True
+    price_books: tuple[ProductPrice, ...] | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> KvProduct:
         """Rebuild from the JSON form carried by an event."""
         values = dict(data)
-        if values.get("attributes") is not None:
-            values["attributes"] = tuple(Attribute(**a) for a in values["attributes"])
-        if values.get("inventories") is not None:
-            values["inventories"] = tuple(Inventory(**i) for i in values["inventories"])
+        for key, kind in (("attributes", Attribute), ("inventories", Inventory), ("price_books", ProductPrice)):
+            if values.get(key) is not None:
+                values[key] = tuple(kind(**item) for item in values[key])
         if values.get("images") is not None:
             values["images"] = tuple(values["images"])
         return cls(**values)
+
+    @property
+    def master_id(self) -> int | None:
+        """The variant group's master, when this row is a variant of another row."""
+        return self.master_product_id if self.master_product_id not in (None, 0, self.id) else None
+
+    @property
+    def base_id(self) -> int | None:
+        """The base-unit row, when this row is another unit of it (a case of 24 cans)."""
+        return self.master_unit_id if self.master_unit_id not in (None, 0, self.id) else None
+
+    def inventory_at(self, branch_id: int) -> Inventory | None:
+        return next((i for i in self.inventories or () if i.branch_id == branch_id), None)
+
+
+@dataclass(frozen=True)
+class KvStockRow:
+    """A `/productOnHands` row: the product's stock at every branch and when it last changed."""
+
+    product_id: int
+    modified_date: str | None
+    inventories: tuple[Inventory, ...]
+
+    def at(self, branch_id: int) -> Inventory | None:
+        return next((i for i in self.inventories if i.branch_id == branch_id), None)
 
 
 @dataclass(frozen=True)
@@ -157,43 +195,6 @@ class KvPrice:
     price: int
 
 
-@dataclass(frozen=True)
-class KvCustomer:
-    id: int
-    code: str | None
-    name: str | None
-    gender: bool | None
-    birth_date: str | None
-    contact_number: str | None
-    email: str | None
-    address: str | None
-    location_name: str | None
-    ward_name: str | None
-    comments: str | None
-    modified_date: str | None
-
-
-@dataclass(frozen=True)
-class KvOrder:
-    id: int
-    code: str | None
-    order_code: str | None
-    status: int | None
-    status_value: str | None
-    branch_id: int | None
-    customer_id: int | None
-    total: int | None
-    description: str | None
-    modified_date: str | None
-
-
-@dataclass(frozen=True)
-class KvBranch:
-    id: int
-    name: str | None
-    modified_date: str | None
-
-
 class InventorySchema(KvSchema):
     branch_id = fields.Int(required=True, data_key="branchid")
     on_hand = fields.Float(load_default=0.0, data_key="onhand", allow_none=True)
@@ -213,47 +214,84 @@ class AttributeSchema(KvSchema):
         return Attribute(v.get("name") or "", v.get("value") or "")
 
 
-def _text(key: str | None = None) -> fields.Str:
+def optional_text(key: str | None = None) -> fields.Str:
     return fields.Str(load_default=None, allow_none=True, data_key=key)
 
 
-def _int(key: str | None = None) -> fields.Int:
+def optional_int(key: str | None = None) -> fields.Int:
     return fields.Int(load_default=None, allow_none=True, data_key=key)
 
 
-def _bool(key: str | None = None) -> fields.Bool:
+def optional_bool(key: str | None = None) -> fields.Bool:
     return fields.Bool(load_default=None, allow_none=True, data_key=key)
+
+
+class ProductPriceSchema(KvSchema):
+    price_book_id = fields.Int(required=True, data_key="pricebookid")
+    price = Money(required=True)
+
+    @post_load
+    def make(self, v: dict[str, Any], **_: Any) -> ProductPrice:
+        return ProductPrice(**v)
+
+
+LINK_KEYS = ("masterproductid", "masterunitid")
 
 
 class ProductSchema(KvSchema):
     id = fields.Int(required=True)
-    code = _text()
-    barcode = _text()
-    name = _text()
-    full_name = _text("fullname")
-    category_id = _int("categoryid")
-    allows_sale = _bool("allowssale")
-    is_active = _bool("isactive")
+    code = optional_text()
+    barcode = optional_text()
+    name = optional_text()
+    full_name = optional_text("fullname")
+    category_id = optional_int("categoryid")
+    allows_sale = optional_bool("allowssale")
+    is_active = optional_bool("isactive")
     base_price = Money(load_default=None, allow_none=True, data_key="baseprice")
-    unit = _text()
+    unit = optional_text()
     weight = fields.Float(load_default=None, allow_none=True)
-    description = _text()
+    description = optional_text()
     modified_date = KvDateTime(load_default=None, allow_none=True, data_key="modifieddate")
     attributes = fields.List(fields.Nested(AttributeSchema), load_default=None, allow_none=True)
     inventories = fields.List(fields.Nested(InventorySchema), load_default=None, allow_none=True)
     images = ImageList(load_default=None, allow_none=True)
+    has_variants = optional_bool("hasvariants")
+    master_product_id = optional_int("masterproductid")
+    master_unit_id = optional_int("masterunitid")
+    conversion_value = fields.Float(load_default=None, allow_none=True, data_key="conversionvalue")
+    price_books = fields.List(fields.Nested(ProductPriceSchema), load_default=None, allow_none=True,
+                              data_key="pricebooks")  # fmt: skip
+    links_given = fields.Bool(load_default=False, data_key="_links_given")
+
+    @pre_load
+    def links(self, data: Any, **_: Any) -> Any:
+        # absent linking keys say nothing (a thin webhook body); present ones, even null, say
+        # (hooks run in name order, so this one may see keys before they are lower-cased)
+        if isinstance(data, dict):
+            data = {**data, "_links_given": any(str(key).lower() in LINK_KEYS for key in data)}
+        return data
 
     @post_load
     def make(self, v: dict[str, Any], **_: Any) -> KvProduct:
-        for key in ("attributes", "inventories"):
+        for key in ("attributes", "inventories", "price_books"):
             if v.get(key) is not None:
                 v[key] = tuple(v[key])
         return KvProduct(**v)
 
 
+class StockRowSchema(KvSchema):
+    product_id = fields.Int(required=True, data_key="id")
+    modified_date = KvDateTime(load_default=None, allow_none=True, data_key="modifieddate")
+    inventories = fields.List(fields.Nested(InventorySchema), load_default=list)
+
+    @post_load
+    def make(self, v: dict[str, Any], **_: Any) -> KvStockRow:
+        return KvStockRow(v["product_id"], v.get("modified_date"), tuple(v["inventories"]))
+
+
 class StockSchema(KvSchema):
     product_id = fields.Int(required=True, data_key="productid")
-    product_code = _text("productcode")
+    product_code = optional_text("productcode")
     branch_id = fields.Int(required=True, data_key="branchid")
     on_hand = fields.Float(load_default=0.0, allow_none=True, data_key="onhand")
     reserved = fields.Float(load_default=0.0, allow_none=True)
@@ -275,8 +313,8 @@ class StockSchema(KvSchema):
 
 class CategorySchema(KvSchema):
     id = fields.Int(required=True)
-    name = _text()
-    parent_id = _int("parentid")
+    name = optional_text()
+    parent_id = optional_int("parentid")
     modified_date = KvDateTime(load_default=None, allow_none=True, data_key="modifieddate")
 
     @pre_load
@@ -295,8 +333,8 @@ class CategorySchema(KvSchema):
 
 class PriceBookSchema(KvSchema):
     id = fields.Int(required=True)
-    name = _text()
-    is_active = _bool("isactive")
+    name = optional_text()
+    is_active = optional_bool("isactive")
     modified_date = KvDateTime(load_default=None, allow_none=True, data_key="modifieddate")
 
     @post_load
@@ -312,58 +350,6 @@ class PriceSchema(KvSchema):
     @post_load
     def make(self, v: dict[str, Any], **_: Any) -> KvPrice:
         return KvPrice(**v)
-
-
-class CustomerSchema(KvSchema):
-    id = fields.Int(required=True)
-    code = _text()
-    name = _text()
-    gender = _bool()
-    birth_date = KvDateTime(load_default=None, allow_none=True, data_key="birthdate")
-    contact_number = _text("contactnumber")
-    email = _text()
-    address = _text()
-    location_name = _text("locationname")
-    ward_name = _text("wardname")
-    comments = _text()
-    modified_date = KvDateTime(load_default=None, allow_none=True, data_key="modifieddate")
-
-    @post_load
-    def make(self, v: dict[str, Any], **_: Any) -> KvCustomer:
-        return KvCustomer(**v)
-
-
-class OrderSchema(KvSchema):
-    id = fields.Int(required=True)
-    code = _text()
-    order_code = _text("ordercode")
-    status = _int()
-    status_value = _text("statusvalue")
-    branch_id = _int("branchid")
-    customer_id = _int("customerid")
-    total = Money(load_default=None, allow_none=True)
-    description = _text()
-    modified_date = KvDateTime(load_default=None, allow_none=True, data_key="modifieddate")
-
-    @post_load
-    def make(self, v: dict[str, Any], **_: Any) -> KvOrder:
-        return KvOrder(**v)
-
-
-class BranchSchema(KvSchema):
-    id = fields.Int(required=True)
-    name = _text("branchname")
-    modified_date = KvDateTime(load_default=None, allow_none=True, data_key="modifieddate")
-
-    @pre_load
-    def webhook_name(self, data: Any, **_: Any) -> Any:
-        if isinstance(data, dict) and "branchname" not in data and "name" in data:
-            data = {**data, "branchname": data["name"]}
-        return data
-
-    @post_load
-    def make(self, v: dict[str, Any], **_: Any) -> KvBranch:
-        return KvBranch(**v)
 
 
 def read_removed_ids(page: dict[str, Any]) -> list[int]:

@@ -10,6 +10,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError
 
 from schemas import kiotviet as kv
+from schemas import kiotviet_sales as sales
 from schemas.events import Event, event_id, plain_json
 
 WEBHOOK_TYPES = (
@@ -25,10 +26,10 @@ _UPDATES: dict[str, tuple[Schema, Callable[[Any], str]]] = {
     "category.update": (kv.CategorySchema(), lambda e: str(e.id)),
     "pricebook.update": (kv.PriceBookSchema(), lambda e: str(e.id)),
     "pricebookdetail.update": (kv.PriceSchema(), lambda e: f"{e.price_book_id}:{e.product_id}"),
-    "customer.update": (kv.CustomerSchema(), lambda e: str(e.id)),
-    "order.update": (kv.OrderSchema(), lambda e: str(e.id)),
-    "invoice.update": (kv.OrderSchema(), lambda e: str(e.id)),
-    "branch.update": (kv.BranchSchema(), lambda e: str(e.id)),
+    "customer.update": (sales.CustomerSchema(), lambda e: str(e.id)),
+    "order.update": (sales.OrderSchema(), lambda e: str(e.id)),
+    "invoice.update": (sales.OrderSchema(), lambda e: str(e.id)),
+    "branch.update": (sales.BranchSchema(), lambda e: str(e.id)),
 }
 
 

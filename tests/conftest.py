@@ -1,18 +1,27 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import fakeredis
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from rq import SimpleWorker
+from rq.serializers import JSONSerializer
 
+from adapters.connections import Connection
+from adapters.inbox import QUEUES, event_queue
 from app import create_app
 from config import Settings
+from tests.fakes import FakeAbaha, FakeKiotViet
 from wiring import Services, services_on
+from workers.context import ShopContext
+from workers.policy import failure_policy
 
 ADMIN_TOKEN = "test-admin-token"
+SHOP = "shop-42"
+BRANCH = 11
 
 
 @pytest.fixture
@@ -47,3 +56,52 @@ def app(services: Services) -> Iterator[Flask]:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+@pytest.fixture
+def kiotviet() -> FakeKiotViet:
+    return FakeKiotViet()
+
+
+@pytest.fixture
+def abaha() -> FakeAbaha:
+    return FakeAbaha()
+
+
+@pytest.fixture
+def connection() -> Connection:
+    return Connection(shop_id=SHOP, retailer="demo", client_id="cid", branch_id=BRANCH, surcharge_code="THK000001",
+                      surcharge_id=1)  # fmt: skip
+
+
+@pytest.fixture
+def ctx(services: Services, connection: Connection, kiotviet: FakeKiotViet, abaha: FakeAbaha) -> ShopContext:
+    """The shop's context with fake peers, as every job of these tests sees it."""
+    return ShopContext(connection=connection, kiotviet=kiotviet, abaha=abaha, state=services.state,
+                       links=services.links, pending=services.pending, catalog=services.catalog)  # fmt: skip
+
+
+@pytest.fixture
+def work_off(monkeypatch: pytest.MonkeyPatch, services: Services, ctx: ShopContext) -> Callable[[], int]:
+    """Run every queued job in this process, as a worker would (RQ's SimpleWorker, the service's
+    failure policy), until the queues are empty; answers how many jobs ran. Jobs scheduled for
+    later (a retry) stay scheduled."""
+
+    def context(_: Services, shop_id: str, priority: str = "webhook") -> ShopContext | None:
+        return ctx if shop_id == ctx.connection.shop_id else None
+
+    for module in ("workers.drain", "workers.sync", "workers.reconcile"):
+        monkeypatch.setattr(f"{module}.process_services", lambda: services)
+        monkeypatch.setattr(f"{module}.shop_context", context)
+
+    def run() -> int:
+        queues = [event_queue(services.redis, name) for name in QUEUES]
+        worker = SimpleWorker(queues, connection=services.redis, serializer=JSONSerializer,
+                              exception_handlers=[failure_policy])  # fmt: skip
+        ran = 0
+        while any(q.count for q in queues):
+            worker.work(burst=True, max_jobs=1000)
+            ran += 1
+        return ran
+
+    return run

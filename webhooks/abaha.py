@@ -16,7 +16,7 @@ import structlog
 from flask import Blueprint, Response, jsonify, request
 
 from schemas.abaha import AbahaEventInvalid, normalize_event
-from schemas.events import iso_utc
+from schemas.events import Outcome, iso_utc
 from webhooks.body import read_limited_body
 from wiring import Services, current_services
 
@@ -57,11 +57,12 @@ def ingest(services: Services, shop_id: str) -> tuple[Response, int]:
         raise Refused(400, str(exc)) from exc
     if event is None:
         log.info("abaha.event_ignored", shop_id=shop_id)
-        services.state.count(shop_id, "ignored")
+        services.state.count(shop_id, Outcome.IGNORED)
         return jsonify(status="ignored"), 202
-    new = services.inbox.accept([event])
-    log.info("abaha.event_accepted", shop_id=shop_id, event_type=event.type, entity_id=event.entity_id, new=new)
-    return jsonify(status="accepted", new=new), 202
+    accepted = services.inbox.accept(shop_id, [event])
+    log.info("abaha.event_accepted", shop_id=shop_id, event_type=event.type, entity_id=event.entity_id,
+             new=accepted.new, duplicate=accepted.duplicate)  # fmt: skip
+    return jsonify(status="accepted", new=accepted.new), 202
 
 
 def read_body(limit: int) -> bytes:
@@ -73,7 +74,8 @@ def read_body(limit: int) -> bytes:
 
 def authenticate(services: Services, shop_id: str, raw: bytes) -> None:
     """The shop's token in constant time, and the HMAC when Abaha sends one."""
-    secrets = services.connections.readable_secrets(shop_id)
+    shop = services.shops.lookup(shop_id)
+    secrets = shop.secrets if shop else None
     given = request.headers.get(TOKEN_HEADER, "").encode()
     # compare even for an unknown shop, so timing does not tell which shops exist
     expected = (secrets.abaha_webhook_token if secrets else "unknown-shop-placeholder").encode()

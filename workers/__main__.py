@@ -6,11 +6,13 @@ import logging
 
 from rq import Worker
 from rq.serializers import JSONSerializer
+from rq.worker import DequeueStrategy
 
 from adapters.inbox import QUEUES, event_queue
 from config import Settings
 from logs import configure_logging
 from workers.context import process_services
+from workers.policy import failure_policy
 from workers.reconcile import keep_ticking
 
 JOB_MONITORING_SECONDS = 10
@@ -34,8 +36,14 @@ def main() -> None:
         job_monitoring_interval=JOB_MONITORING_SECONDS,
         maintenance_interval=MAINTENANCE_SECONDS,
         worker_ttl=WORKER_TTL_SECONDS,
+        exception_handlers=[failure_policy],
     )
-    worker.work(with_scheduler=True, logging_level=logging.getLevelName(logging.INFO))
+    # queues take turns: a long full sync and a storm of changes both move, neither starves
+    worker.work(
+        with_scheduler=True,
+        logging_level=logging.getLevelName(logging.INFO),
+        dequeue_strategy=DequeueStrategy.ROUND_ROBIN,
+    )
 
 
 if __name__ == "__main__":

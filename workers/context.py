@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from adapters.abaha import AbahaClient
 from adapters.budget import WEBHOOK, BudgetPolicy, RequestBudget
+from adapters.catalog import CatalogStore
 from adapters.connections import Connection
 from adapters.errors import PermanentError
-from adapters.kiotviet import KiotVietAuth, KiotVietClient
+from adapters.kiotviet import KiotVietClient
+from adapters.kiotviet_auth import KiotVietAuth
 from adapters.links import LinkStore
+from adapters.pending import PendingStore
 from adapters.state import SyncState
 from config import Settings
 from wiring import Services, build_services
+from workers.ports import AbahaPort, KiotVietPort
 
 
 @functools.cache
@@ -27,10 +32,13 @@ class ShopContext:
     """A shop's connection and the clients built from it."""
 
     connection: Connection
-    kiotviet: KiotVietClient
-    abaha: AbahaClient
+    kiotviet: KiotVietPort
+    abaha: AbahaPort
     state: SyncState
     links: LinkStore
+    pending: PendingStore
+    catalog: CatalogStore
+    memo: dict[str, Any] = field(default_factory=dict)  # what one batch read once for all its entities
 
 
 def shop_context(services: Services, shop_id: str, priority: str = WEBHOOK) -> ShopContext | None:
@@ -55,4 +63,4 @@ def shop_context(services: Services, shop_id: str, priority: str = WEBHOOK) -> S
     )
     abaha = AbahaClient(base_url=settings.abaha_api_url, shop_id=shop_id, api_token=secrets.abaha_api_token)
     return ShopContext(connection=connection, kiotviet=kiotviet, abaha=abaha, state=services.state,
-                       links=services.links)  # fmt: skip
+                       links=services.links, pending=services.pending, catalog=services.catalog)  # fmt: skip

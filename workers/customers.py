@@ -1,71 +1,42 @@
-"""Customers both ways, matched by phone, without loops.
+"""Customers both ways, matched by phone on both sides, created once, without loops.
 
 For each customer the service keeps the fingerprint of the content it knows is on each side
-(what it wrote there, or what came from there). A change reported with exactly that content is
-our own write echoing back, or the same content pulled again, and is dropped; a real edit has
-other content and goes through. Conflicts resolve by modification time: both sides' changes of
-a linked customer share one version guard.
+(what it wrote there, or what came from there), over the fields both directions carry. A change
+reported with exactly that content is our own write echoing back, or the same content pulled
+again, and is dropped; a real edit has other content and goes through. Conflicts resolve by
+modification time: both sides' changes of a linked customer share one version guard. A field
+the other side does not know is never sent (absent, not null), so nothing is erased.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
 
+from adapters.errors import KiotVietRejected, PermanentError, TransientError
 from schemas.abaha import AbahaCustomer, AbahaOrder
-from schemas.events import Event
-from schemas.kiotviet import KvCustomer
-from workers.catalog import guarded
+from schemas.customers import gender_word, local_phone, shared_fingerprint
+from schemas.events import Event, Outcome
+from schemas.kiotviet_sales import KvCustomer, KvCustomerGroup
 from workers.context import ShopContext
+from workers.guard import guarded
 
 log = structlog.get_logger(__name__)
-ECHO = "echo"
 KIOTVIET, ABAHA = "kiotviet", "abaha"
-
-
-def local_phone(phone: Any) -> str:
-    """A Vietnamese number in one form: digits only, +84 / 84 written as the leading 0."""
-    digits = re.sub(r"\D", "", str(phone or ""))
-    return "0" + digits[2:] if digits.startswith("84") and len(digits) in (11, 12) else digits
-
-
-def fingerprint(name: Any, phone: Any, email: Any, address: Any, gender: Any, birth_date: Any,
-                location: Any = None, ward: Any = None) -> str:  # fmt: skip
-    """The content both sides share, normalized so that the same customer hashes the same."""
-    fields = [
-        (name or "").strip(),
-        local_phone(phone),
-        (email or "").strip().lower(),
-        (address or "").strip(),
-        gender or "",
-        (birth_date or "")[:10],
-        (location or "").strip(),
-        (ward or "").strip(),
-    ]
-    return hashlib.sha256(json.dumps(fields, ensure_ascii=False).encode()).hexdigest()[:32]
-
-
-def _gender_word(male: bool | None) -> str | None:
-    return None if male is None else ("male" if male else "female")
-
-
-def _location(province: str | None, district: str | None) -> str | None:
-    return " - ".join(part for part in (province, district) if part) or None
+SETTLE_SECONDS = 60  # longer than a POST /customers can wait for its answer
+ADOPT_WINDOW = timedelta(minutes=15)
 
 
 def kiotviet_fingerprint(c: KvCustomer) -> str:
-    return fingerprint(c.name, c.contact_number, c.email, c.address, _gender_word(c.gender), c.birth_date,
-                       c.location_name, c.ward_name)  # fmt: skip
+    return shared_fingerprint(c.name, c.contact_number, c.email, c.address, gender_word(c.gender), c.birth_date)
 
 
 def abaha_fingerprint(c: AbahaCustomer) -> str:
-    return fingerprint(c.name, c.phone, c.email, c.address, c.gender, c.birth_date,
-                       _location(c.province, c.district), c.ward)  # fmt: skip
+    return shared_fingerprint(c.name, c.phone, c.email, c.address, c.gender, c.birth_date)
 
 
 def is_echo(ctx: ShopContext, side: str, customer_id: int, content: str) -> bool:
@@ -76,46 +47,65 @@ def is_echo(ctx: ShopContext, side: str, customer_id: int, content: str) -> bool
     return True
 
 
-def apply_kiotviet_customer(event: Event, ctx: ShopContext) -> str:
-    """A KiotViet customer created or edited → the linked (or a new) Abaha customer."""
-    customer = KvCustomer(**event.data)
-    if is_echo(ctx, KIOTVIET, customer.id, kiotviet_fingerprint(customer)):
-        return ECHO
+def apply_kiotviet_customer(event: Event, ctx: ShopContext) -> Outcome:
+    """A KiotViet customer created or edited → the linked, matched or a new Abaha customer."""
+    customer = KvCustomer.from_json(event.data)
+    content = kiotviet_fingerprint(customer)
+    if is_echo(ctx, KIOTVIET, customer.id, content):
+        return Outcome.ECHO
 
     def write() -> None:
-        write_customer_to_abaha(customer, group_ids(customer.id, ctx), ctx, event.version)
+        write_customer_to_abaha(customer, group_ids(customer, ctx), ctx)
 
-    return guarded(ctx, event, "customer", str(customer.id), write)
+    return guarded(ctx, "customer", str(customer.id), event.version_micros, content, write)
 
 
-def write_customer_to_abaha(customer: KvCustomer, groups: list[int], ctx: ShopContext, fallback_version: str) -> None:
-    """Create or update the Abaha customer linked to this KiotViet one, expecting its echo."""
+def write_customer_to_abaha(customer: KvCustomer, groups: list[int], ctx: ShopContext) -> None:
+    """Create or update the Abaha customer of this KiotViet one, expecting its echo: the one
+    linked, else the one Abaha has with this phone (so the first sync of a shop whose website
+    already had its customers duplicates none), else a new one."""
     shop = ctx.connection.shop_id
     content = kiotviet_fingerprint(customer)
-    abaha_id = ctx.links.abaha_customer_for(shop, customer.id)
-    body: dict[str, Any] = {
-        "code": customer.code, "name": customer.name, "phone": customer.contact_number,
-        "email": customer.email, "gender": _gender_word(customer.gender),
-        "birth_date": (customer.birth_date or "")[:10] or None, "address": customer.address,
-        "group_kv_ids": groups, "source_modified_at": customer.modified_date or fallback_version,
-    }  # fmt: skip
-    if abaha_id is not None:
-        body["abaha_id"] = abaha_id
-    with ExitStack() as expecting:
-        expecting.enter_context(ctx.links.expecting_content(shop, KIOTVIET, customer.id, content))
-        if abaha_id is not None:
-            expecting.enter_context(ctx.links.expecting_content(shop, ABAHA, abaha_id, content))
-        linked = ctx.abaha.put_customer(customer.id, body)
-    ctx.links.remember_content(shop, ABAHA, linked, content)
-    ctx.links.link_customer(shop, customer.id, linked)
+    with ctx.state.entity_lock(shop, "phone", local_phone(customer.contact_number) or f"kv:{customer.id}"):
+        abaha_id = ctx.links.abaha_customer_for(shop, customer.id) or abaha_match(customer, ctx)
+        body = present({
+            "abaha_id": abaha_id, "code": customer.code, "name": customer.name, "phone": customer.contact_number,
+            "email": customer.email, "gender": gender_word(customer.gender),
+            "birth_date": (customer.birth_date or "")[:10] or None, "address": customer.address,
+            "source_modified_at": customer.modified_date,
+        })  # fmt: skip
+        body["group_kv_ids"] = groups
+        with ExitStack() as expecting:
+            expecting.enter_context(ctx.links.expecting_content(shop, KIOTVIET, customer.id, content))
+            if abaha_id is not None:
+                expecting.enter_context(ctx.links.expecting_content(shop, ABAHA, abaha_id, content))
+            linked = ctx.abaha.put_customer(customer.id, body)
+        ctx.links.remember_content(shop, ABAHA, linked, content)
+        ctx.links.link_customer(shop, customer.id, linked)
 
 
-def apply_abaha_customer(event: Event, ctx: ShopContext) -> str:
+def abaha_match(customer: KvCustomer, ctx: ShopContext) -> int | None:
+    """The Abaha customer with this phone that is not linked to another KiotViet customer."""
+    phone = local_phone(customer.contact_number)
+    if not phone:
+        return None
+    shop = ctx.connection.shop_id
+    free = [
+        c
+        for c in ctx.abaha.customers_by_phone(phone)
+        if c.kv_id in (None, customer.id) and ctx.links.kv_customer_for(shop, c.id) in (None, customer.id)
+    ]
+    if free:
+        log.info("customer.matched_on_abaha", kv_customer_id=customer.id, abaha_customer_id=min(c.id for c in free))
+    return min((c.id for c in free), default=None)
+
+
+def apply_abaha_customer(event: Event, ctx: ShopContext) -> Outcome:
     """An Abaha customer created or edited → KiotViet (matched by phone first), then linked."""
     customer = AbahaCustomer(**event.data)
     shop, content = ctx.connection.shop_id, abaha_fingerprint(customer)
     if is_echo(ctx, ABAHA, customer.id, content):
-        return ECHO
+        return Outcome.ECHO
     with ctx.state.entity_lock(shop, "abaha_customer", str(customer.id)):
         kv_id = customer.kv_id or ctx.links.kv_customer_for(shop, customer.id)
         created = False
@@ -125,54 +115,109 @@ def apply_abaha_customer(event: Event, ctx: ShopContext) -> str:
                 kv_id = find_by_phone(customer.phone, ctx)
                 if kv_id is None:
                     kv_id, created = create_kiotviet_customer(customer, content, ctx), True
+        kv = kv_id
 
         def write() -> None:
             with ctx.links.expecting_content(shop, ABAHA, customer.id, content):
                 if not created:
-                    with ctx.links.expecting_content(shop, KIOTVIET, kv_id, content):
-                        ctx.kiotviet.update_customer(kv_id, kiotviet_customer_body(customer, ctx))
-                link_on_abaha(customer, kv_id, ctx)
+                    with ctx.links.expecting_content(shop, KIOTVIET, kv, content):
+                        ctx.kiotviet.update_customer(kv, kiotviet_customer_body(customer, ctx))
+                link_on_abaha(customer, kv, ctx)
 
-        return guarded(ctx, event, "customer", str(kv_id), write)
+        return guarded(ctx, "customer", str(kv), event.version_micros, content, write)
 
 
 def create_kiotviet_customer(customer: AbahaCustomer, content: str, ctx: ShopContext) -> int:
-    """Create it, and link it at once: a retry then updates it instead of making another."""
+    """Create it exactly once: the intent (with the code the new customer gets) is recorded
+    before the call; after a failure that may have made it, a retry finds it by that code (or
+    the marker in its comments) and adopts it instead of making another."""
     shop = ctx.connection.shop_id
-    created = ctx.kiotviet.create_customer(kiotviet_customer_body(customer, ctx))
-    kv_id = int(created["id"])
+    intent = ctx.links.customer_intent(shop, customer.id)
+    if intent is not None:
+        found = adopt_customer(customer, intent, ctx)
+        if found is not None:
+            return linked_new_customer(customer, found, content, ctx)
+        age = (datetime.now(UTC) - datetime.fromisoformat(intent["since"])).total_seconds()
+        if age < SETTLE_SECONDS:
+            raise TransientError(f"Abaha customer {customer.id}: an attempt to create it in KiotViet began "
+                                 f"{int(age)} s ago; looking again later", SETTLE_SECONDS - age)  # fmt: skip
+    code = f"KHAB{customer.id}"
+    ctx.links.record_customer_intent(shop, customer.id, code)
+    body = {**kiotviet_customer_body(customer, ctx), "code": code, "comments": marker(customer.id)}
+    try:
+        created = ctx.kiotviet.create_customer(body)
+    except KiotVietRejected as exc:
+        found = adopt_customer(customer, {"code": code, "since": datetime.now(UTC).isoformat()}, ctx)
+        if found is not None:  # "code already exists": an earlier attempt made it after all
+            return linked_new_customer(customer, found, content, ctx)
+        ctx.links.clear_customer_intent(shop, customer.id)
+        raise PermanentError(f"KiotViet refused to create Abaha customer {customer.id} ({customer.name}): "
+                             f"{exc.kiotviet_message or exc}") from exc  # fmt: skip
+    log.info("customer.created_in_kiotviet", kv_customer_id=created.id, abaha_customer_id=customer.id)
+    return linked_new_customer(customer, created.id, content, ctx)
+
+
+def linked_new_customer(customer: AbahaCustomer, kv_id: int, content: str, ctx: ShopContext) -> int:
+    """Link at once: a retry then updates the customer instead of making another."""
+    shop = ctx.connection.shop_id
     ctx.links.remember_content(shop, KIOTVIET, kv_id, content)
     ctx.links.link_customer(shop, kv_id, customer.id)
-    log.info("customer.created_in_kiotviet", kv_customer_id=kv_id, abaha_customer_id=customer.id)
+    ctx.links.clear_customer_intent(shop, customer.id)
     return kv_id
 
 
+def adopt_customer(customer: AbahaCustomer, intent: dict[str, Any], ctx: ShopContext) -> int | None:
+    """The KiotViet customer an earlier attempt made: by its code, else by the marker."""
+    by_code = [c.id for c in ctx.kiotviet.customers_by_code(intent["code"]) if c.code == intent["code"]]
+    if by_code:
+        return min(by_code)
+    since = (datetime.fromisoformat(intent["since"]) - ADOPT_WINDOW).isoformat()
+    offset: int | None = 0
+    while offset is not None:
+        page = ctx.kiotviet.customers_page(offset, since=since, by_modified=True)
+        for found in page.items:
+            if marker(customer.id) in (found.comments or ""):
+                return found.id
+        offset = page.next_offset(offset)
+    return None
+
+
+def marker(abaha_id: int) -> str:
+    return f"[abaha:{abaha_id}]"
+
+
 def link_on_abaha(customer: AbahaCustomer, kv_id: int, ctx: ShopContext) -> None:
-    body = {"abaha_id": customer.id, "name": customer.name, "phone": customer.phone, "email": customer.email,
-            "gender": customer.gender, "birth_date": customer.birth_date, "address": customer.address,
-            "source_modified_at": customer.updated_at}  # fmt: skip
+    body = present({"abaha_id": customer.id, "name": customer.name, "phone": customer.phone, "email": customer.email,
+                    "gender": customer.gender, "birth_date": customer.birth_date, "address": customer.address,
+                    "source_modified_at": customer.updated_at})  # fmt: skip
     ctx.abaha.put_customer(kv_id, body)
     ctx.links.link_customer(ctx.connection.shop_id, kv_id, customer.id)
 
 
 def kiotviet_customer_body(customer: AbahaCustomer, ctx: ShopContext) -> dict[str, Any]:
-    location = _location(customer.province, customer.district)
+    """What Abaha knows of the customer, in KiotViet's words; what it does not know is left out."""
+    location = " - ".join(part for part in (customer.province, customer.district) if part) or None
     gender = None if customer.gender is None else customer.gender == "male"
-    return {"name": customer.name, "contactNumber": customer.phone, "email": customer.email,
-            "address": customer.address, "gender": gender, "birthDate": customer.birth_date,
-            "locationName": location or None, "wardName": customer.ward,
-            "branchId": ctx.connection.branch_id}  # fmt: skip
+    return present({"name": customer.name, "contactNumber": customer.phone, "email": customer.email,
+                    "address": customer.address, "gender": gender, "birthDate": customer.birth_date,
+                    "locationName": location, "wardName": customer.ward,
+                    "branchId": ctx.connection.branch_id})  # fmt: skip
+
+
+def present(body: dict[str, Any]) -> dict[str, Any]:
+    """Only the fields with a value: a null would erase what the other side holds."""
+    return {key: value for key, value in body.items() if value is not None}
 
 
 def find_by_phone(phone: str | None, ctx: ShopContext) -> int | None:
-    """The KiotViet customer with this phone number, so no duplicate is made."""
+    """The KiotViet customer with this phone number, so no duplicate is made (the lowest id
+    when KiotViet has several). Several Abaha customers may come to one KiotViet customer, as
+    their orders do."""
     local = local_phone(phone)
     if not local:
         return None
-    for match in ctx.kiotviet.customers_by_phone(local):
-        if local_phone(match.get("contactnumber")) == local:
-            return int(match["id"])
-    return None
+    found = [m.id for m in ctx.kiotviet.customers_by_phone(local) if local_phone(m.contact_number) == local]
+    return min(found, default=None)
 
 
 def kiotviet_customer_for_order(order: AbahaOrder, ctx: ShopContext) -> int | None:
@@ -186,30 +231,38 @@ def kiotviet_customer_for_order(order: AbahaOrder, ctx: ShopContext) -> int | No
         found = find_by_phone(buyer.phone, ctx)
         if found is not None:
             return found
-        body = {"name": buyer.name, "contactNumber": buyer.phone, "address": buyer.address,
-                "locationName": _location(buyer.province, buyer.district), "wardName": buyer.ward,
-                "branchId": ctx.connection.branch_id}  # fmt: skip
-        kv_id = int(ctx.kiotviet.create_customer(body)["id"])
-    content = fingerprint(buyer.name, buyer.phone, None, buyer.address, None, None,
-                          _location(buyer.province, buyer.district), buyer.ward)  # fmt: skip
+        location = " - ".join(part for part in (buyer.province, buyer.district) if part) or None
+        body = present(
+            {
+                "name": buyer.name,
+                "contactNumber": buyer.phone,
+                "address": buyer.address,
+                "locationName": location,
+                "wardName": buyer.ward,
+                "branchId": ctx.connection.branch_id,
+            }
+        )
+        kv_id = ctx.kiotviet.create_customer(body).id
+    content = shared_fingerprint(buyer.name, buyer.phone, None, buyer.address, None, None)
     ctx.links.remember_content(shop, KIOTVIET, kv_id, content)
     return kv_id
 
 
-def group_ids(kv_customer_id: int, ctx: ShopContext) -> list[int]:
-    """The customer's KiotViet groups, each put on Abaha (webhooks do not carry them)."""
-    detail = ctx.kiotviet.customer(kv_customer_id)
-    wanted = detail.get("groupids")
-    names = detail.get("groups")
-    if not wanted and not names:
+def group_ids(customer: KvCustomer, ctx: ShopContext) -> list[int]:
+    """The customer's KiotViet groups, each put on Abaha: as a list page carried them, or read
+    from the customer's detail (webhooks do not carry them)."""
+    detail = customer if customer.group_ids is not None or customer.groups is not None else None
+    detail = detail or ctx.kiotviet.customer(customer.id)
+    if detail is None or (not detail.group_ids and not detail.groups):
         return []
-    groups = {int(g["id"]): g for g in ctx.kiotviet.customer_groups()}
+    if "customer_groups" not in ctx.memo:  # one read of the list for a whole batch
+        ctx.memo["customer_groups"] = {g.id: g for g in ctx.kiotviet.customer_groups()}
+    groups: dict[int, KvCustomerGroup] = ctx.memo["customer_groups"]
+    wanted = list(detail.group_ids or ())
     if not wanted:
-        listed = [n.strip() for n in re.split(r"[|,]", names)] if isinstance(names, str) else []
-        wanted = [gid for gid, g in groups.items() if g.get("name") in listed]
+        listed = [n.strip() for n in re.split(r"[|,]", detail.groups or "")]
+        wanted = [gid for gid, g in groups.items() if g.name in listed]
     for gid in wanted:
         if gid in groups:
-            ctx.abaha.put_customer_group(
-                gid, {"name": groups[gid].get("name"), "discount": groups[gid].get("discount")}
-            )
+            ctx.abaha.put_customer_group(gid, {"name": groups[gid].name, "discount": groups[gid].discount})
     return [int(g) for g in wanted]

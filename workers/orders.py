@@ -1,8 +1,11 @@
 """Orders: an Abaha order becomes exactly one KiotViet order; KiotViet's status comes back.
 
-Exactly once without an idempotency key at KiotViet: the intent is recorded before the order
-is created, and a retry that finds an intent looks for the order a crashed attempt made (by
-the marker `[abaha:<id>]` in its description) and adopts it instead of creating another.
+Exactly once without an idempotency key at KiotViet: the intent is recorded before the order is
+created. Only KiotViet's own refusal (a 4xx answer) says nothing was made and clears it; any
+other failure (a timeout, a 5xx, a 524 after the origin did the work) keeps it, and a later
+attempt looks for the order the earlier one may have made, by the marker `[abaha:<id>]` in its
+description, adopting it. KiotViet may finish such an order minutes late, so the search is
+repeated over a window longer than any attempt waits before a new order is made.
 """
 
 from __future__ import annotations
@@ -16,25 +19,31 @@ import structlog
 
 from adapters.errors import AbahaRejected, KiotVietNotFound, KiotVietRejected, PermanentError, TransientError
 from schemas.abaha import AbahaOrder
-from schemas.events import Event
-from schemas.kiotviet import KvOrder
-from workers.catalog import APPLIED, IGNORED, guarded
+from schemas.changes import fingerprint
+from schemas.events import Event, Outcome
+from schemas.kiotviet_sales import KvOrder
 from workers.context import ShopContext
 from workers.customers import kiotviet_customer_for_order
+from workers.guard import guarded
 
 log = structlog.get_logger(__name__)
 MARKER = re.compile(r"\[abaha:(\d+)\]")
 ABAHA_STATUS = {3: "completed", 4: "cancelled"}  # KiotViet Hoàn thành, Đã hủy
+# how far before an attempt's intent the search for its order reaches
 ADOPT_WINDOW = timedelta(minutes=15)
-# longer than an attempt can wait for KiotViet's answer to POST /orders (30 s read timeout)
+# longer than an attempt can wait for KiotViet's answer to POST /orders (`adapters.http.TIMEOUT`)
 SETTLE_SECONDS = 60
+# a new order is made only once the order was looked for this often over this long, in vain
+ADOPT_SEARCHES = 3
+ADOPT_PATIENCE_SECONDS = 600
+SEARCH_AGAIN_SECONDS = 180
 
 
 class OrderRefused(PermanentError):
     """KiotViet refused the order; the message names what to change before a replay."""
 
 
-def apply_abaha_order(event: Event, ctx: ShopContext) -> str:
+def apply_abaha_order(event: Event, ctx: ShopContext) -> Outcome:
     """`order.created` / `order.updated`: make the KiotViet order unless it exists."""
     order = AbahaOrder.from_json(event.data)
     shop = ctx.connection.shop_id
@@ -42,7 +51,7 @@ def apply_abaha_order(event: Event, ctx: ShopContext) -> str:
         record = ctx.links.order_record(shop, order.id)
         if record and record["state"] == "linked":
             log.info("order.already_in_kiotviet", abaha_order=order.code, kv_order_code=record["kv_code"])
-            return IGNORED
+            return Outcome.IGNORED
         if record and record["state"] == "intent":
             record = after_interrupted_attempt(order, record, ctx)
         elif record is None and event.type == "order.updated":
@@ -52,7 +61,7 @@ def apply_abaha_order(event: Event, ctx: ShopContext) -> str:
         if record is None or record["state"] == "intent":
             record = create_kiotviet_order(order, ctx)
         finish(order, record, ctx)
-    return APPLIED
+    return Outcome.APPLIED
 
 
 def create_kiotviet_order(order: AbahaOrder, ctx: ShopContext) -> dict[str, Any]:
@@ -60,50 +69,68 @@ def create_kiotviet_order(order: AbahaOrder, ctx: ShopContext) -> dict[str, Any]
     body = kiotviet_order_body(order, ctx)
     ctx.links.record_intent(shop, order.id)
     try:
-        answer = ctx.kiotviet.create_order(body)
+        created = ctx.kiotviet.create_order(body)
     except KiotVietRejected as exc:
-        ctx.links.clear_intent(shop, order.id)  # refused: nothing was made, a replay may try again
+        if exc.status >= 500 or exc.status in (408, 429):
+            raise TransientError(f"KiotViet answered {exc.status} to POST /orders") from exc
+        ctx.links.clear_intent(shop, order.id)  # KiotViet's own refusal: nothing was made
         raise OrderRefused(explain_refusal(exc, order, ctx)) from exc
-    record = ctx.links.record_created(shop, order.id, int(answer["id"]), str(answer["code"]))
-    log.info("order.created", abaha_order=order.code, kv_order_code=record["kv_code"])
+    record = ctx.links.record_created(shop, order.id, created.id, created.code)
+    log.info("order.created", abaha_order=order.code, kv_order_code=created.code)
     return record
 
 
-def after_interrupted_attempt(order: AbahaOrder, record: dict[str, Any], ctx: ShopContext) -> dict[str, Any] | None:
+def after_interrupted_attempt(order: AbahaOrder, record: dict[str, Any], ctx: ShopContext) -> dict[str, Any]:
     """An earlier attempt recorded its intent and did not finish. While it may still be waiting
-    for KiotViet's answer, wait; after that, adopt what it made, if anything."""
+    for KiotViet's answer, wait; after that, adopt what it made. Found nothing: look again a few
+    times over some minutes (KiotViet may finish it late), then make it anew."""
     age = (datetime.now(UTC) - datetime.fromisoformat(record["since"])).total_seconds()
     if age < SETTLE_SECONDS:
         raise TransientError(
             f"Abaha order {order.code}: an attempt to create it in KiotViet began {int(age)} s ago and "
             "may still be waiting for KiotViet's answer; looking again later", SETTLE_SECONDS - age)  # fmt: skip
-    return adopt_existing(order, record["since"], ctx)
+    found = adopt_existing(order, record["since"], ctx)
+    if found is not None:
+        return found
+    noted = ctx.links.note_search(ctx.connection.shop_id, order.id, record)
+    if noted["searches"] < ADOPT_SEARCHES or age < ADOPT_PATIENCE_SECONDS:
+        raise TransientError(
+            f"Abaha order {order.code}: an earlier attempt may have created it in KiotViet; not found there "
+            f"yet (search {noted['searches']} of {ADOPT_SEARCHES}), looking again before making it",
+            SEARCH_AGAIN_SECONDS)  # fmt: skip
+    log.warning("order.not_found_after_interruption", abaha_order=order.code, searches=noted["searches"])
+    return {"state": "intent"}  # nothing was made: make it
 
 
 def adopt_existing(order: AbahaOrder, since_text: str | None, ctx: ShopContext) -> dict[str, Any] | None:
     """Find a KiotViet order made from this Abaha order, by the marker in its description."""
     if since_text is None:
         return None
-    since = datetime.fromisoformat(since_text) - ADOPT_WINDOW
-    params = {"branchIds": ctx.connection.branch_id, "lastModifiedFrom": since.isoformat()}
-    for page in ctx.kiotviet.pages("/orders", params):
-        for item in page.get("data") or []:
-            if marker_of(item.get("description")) == order.id:
-                log.warning("order.adopted", abaha_order=order.code, kv_order_code=item.get("code"))
-                return ctx.links.record_created(ctx.connection.shop_id, order.id, int(item["id"]), str(item["code"]))
-    return None
+    since = (datetime.fromisoformat(since_text) - ADOPT_WINDOW).isoformat()
+    offset: int | None = 0
+    found: list[KvOrder] = []
+    while offset is not None:
+        page = ctx.kiotviet.orders_page(ctx.connection.branch_id, offset, since=since)
+        found += [o for o in page.items if marker_of(o.description) == order.id]
+        offset = page.next_offset(offset)
+    if not found:
+        return None
+    first = min(found, key=lambda o: o.id)  # a copy made by hand later carries the marker too
+    log.warning("order.adopted", abaha_order=order.code, kv_order_code=first.code)
+    return ctx.links.record_created(ctx.connection.shop_id, order.id, first.id, first.code)
 
 
 def finish(order: AbahaOrder, record: dict[str, Any], ctx: ShopContext) -> None:
     """Link the order back on Abaha, and check that both sides agree on the total."""
     ctx.abaha.link_order(order.id, record["kv_id"], record["kv_code"])
-    kv_total = round(float(ctx.kiotviet.order(record["kv_id"]).get("total") or 0))
+    made = ctx.kiotviet.order(record["kv_id"])
+    kv_total = made.total if made and made.total is not None else 0
     if kv_total != order.total:
         problem = (f"KiotViet order {record['kv_code']} totals {kv_total} VND but Abaha order {order.code} "
                    f"totals {order.total} VND; check its lines, discounts and fees in KiotViet")  # fmt: skip
         log.error("order.total_mismatch", abaha_order=order.code, kv_total=kv_total, abaha_total=order.total)
         ctx.state.report(ctx.connection.shop_id, problem)
-        ctx.state.count(ctx.connection.shop_id, "total_mismatch")
+        ctx.state.count(ctx.connection.shop_id, Outcome.TOTAL_MISMATCH)
     ctx.links.record_linked(ctx.connection.shop_id, order.id, record, kv_total=kv_total)
 
 
@@ -135,7 +162,8 @@ def kiotviet_order_body(order: AbahaOrder, ctx: ShopContext) -> dict[str, Any]:
 
 
 def order_details(order: AbahaOrder, ctx: ShopContext) -> tuple[list[dict[str, Any]], int]:
-    """The lines, and what part of line discounts cannot be spread per unit (goes to the order)."""
+    """The lines (each naming the KiotViet row sold: a variant, a case), and what part of line
+    discounts cannot be spread per unit (it goes to the order's discount)."""
     details, leftover = [], 0
     for item in order.items:
         per_unit, rest = divmod(item.discount, item.quantity)  # KiotViet's line discount is per unit
@@ -160,8 +188,9 @@ def delivery(order: AbahaOrder) -> dict[str, Any]:
     if to is None:
         return {}
     location = " - ".join(part for part in (to.province, to.district) if part)
-    return {"receiver": to.name, "contactNumber": to.phone, "address": to.address,
-            "locationName": location or None, "wardName": to.ward}  # fmt: skip
+    fields = {"receiver": to.name, "contactNumber": to.phone, "address": to.address,
+              "locationName": location or None, "wardName": to.ward}  # fmt: skip
+    return {k: v for k, v in fields.items() if v is not None}  # never a null KiotViet would store
 
 
 def explain_refusal(exc: KiotVietRejected, order: AbahaOrder, ctx: ShopContext) -> str:
@@ -183,17 +212,17 @@ def explain_refusal(exc: KiotVietRejected, order: AbahaOrder, ctx: ShopContext) 
     return f"{head}: {said}"
 
 
-def apply_kiotviet_order(event: Event, ctx: ShopContext) -> str:
+def apply_kiotviet_order(event: Event, ctx: ShopContext) -> Outcome:
     """KiotViet status 3 completes and 4 cancels the Abaha order it was made from."""
     order = KvOrder(**event.data)
-    abaha_id = ctx.links.abaha_order_for(ctx.connection.shop_id, order.id) or marker_of(order.description)
+    abaha_id = abaha_order_of(order, ctx)
     if abaha_id is None:
         log.info("order.not_from_abaha", kv_order_code=order.code)
-        return IGNORED
+        return Outcome.IGNORED
     status = ABAHA_STATUS.get(order.status or 0)
     log.info("order.kiotviet_status", kv_order_code=order.code, status=order.status, status_value=order.status_value)
     if status is None:
-        return IGNORED
+        return Outcome.IGNORED
 
     def write() -> None:
         body = {"status": status, "kv_order_code": order.code, "changed_at": order.modified_date or event.version}
@@ -205,20 +234,25 @@ def apply_kiotviet_order(event: Event, ctx: ShopContext) -> str:
             # Abaha already holds the other final status: its answer is final, not retried
             log.warning("order.status_final", abaha_order_id=abaha_id, wanted=status)
 
-    return guarded(ctx, event, "kv_order", str(order.id), write)
+    return guarded(ctx, "kv_order_status", str(order.id), event.version_micros, fingerprint(status), write)
 
 
-def apply_kiotviet_invoice(event: Event, ctx: ShopContext) -> str:
-    """Recorded only: an order's Abaha status follows the order's own status (docs/decisions.md)."""
-    invoice = KvOrder(**event.data)
-    log.info("invoice.recorded", kv_invoice_code=invoice.code, kv_order_code=invoice.order_code, status=invoice.status)
-    return IGNORED
-
-
-def ignore_abaha_status_change(event: Event, ctx: ShopContext) -> str:
-    """Status belongs to KiotViet: a change made on Abaha is never applied anywhere."""
-    log.info("order.abaha_status_change_ignored", abaha_order_id=event.entity_id, status=event.data.get("status"))
-    return IGNORED
+def abaha_order_of(order: KvOrder, ctx: ShopContext) -> int | None:
+    """The Abaha order this KiotViet order was made from. The marker in its description is
+    trusted only when that Abaha order has no link yet, or its link is this order: an order
+    copied by hand in KiotViet carries the marker too, and must not move the original."""
+    shop = ctx.connection.shop_id
+    linked = ctx.links.abaha_order_for(shop, order.id)
+    if linked is not None:
+        return linked
+    marked = marker_of(order.description)
+    if marked is None:
+        return None
+    record = ctx.links.order_record(shop, marked)
+    if record is not None and record.get("kv_id") not in (None, order.id):
+        log.info("order.copy_ignored", kv_order_code=order.code, abaha_order_id=marked, linked_to=record.get("kv_id"))
+        return None
+    return marked
 
 
 def marker_of(description: Any) -> int | None:

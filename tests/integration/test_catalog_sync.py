@@ -19,13 +19,21 @@ pytestmark = pytest.mark.integration
 def product_delivery(shop: Shop, delivery_id: str, **changes: object) -> bytes:
     body = sample("kiotviet/product.update")
     body["Id"] = delivery_id
-    body["Notifications"][0]["Data"][0].update(changes)
+    # a body that says the row is neither a variant nor a unit row (else it is read once)
+    body["Notifications"][0]["Data"][0].update(MasterProductId=None, MasterUnitId=None, **changes)
     return json.dumps(body).encode()
 
 
 def post(shop: Shop, body: bytes, kind: str = "product.update") -> requests.Response:
     headers = {"X-Hub-Signature": sign(body, shop.webhook_secret(kind)), "Content-Type": "application/json"}
     return requests.post(f"{shop.stack.url}/webhooks/kiotviet/{shop.shop_id}", data=body, headers=headers, timeout=10)
+
+
+def product_writes(shop: Shop, kv_id: str) -> int:
+    """How often Abaha was given this product, alone or in a batch."""
+    return sum(
+        1 for w in shop.abaha.writes if w.split(" (")[0] in (f"PUT /products/{kv_id}", f"PATCH /products/{kv_id}")
+    )
 
 
 def test_a_product_edited_in_kiotviet_appears_on_abaha(shop: Shop) -> None:
@@ -44,7 +52,7 @@ def test_the_same_delivery_three_times_concurrently_makes_one_write(shop: Shop) 
     # a later, distinct change is applied after it: the duplicates had every chance to run by then
     shop.kiotviet_change("products/3002", {"name": "Áo sơ mi mới"})
     wait_for(lambda: shop.counts()["applied"] == 2)
-    assert shop.abaha.writes.count("PUT /products/3001") == 1
+    assert product_writes(shop, "3001") == 1
 
 
 def test_an_older_change_after_a_newer_one_leaves_the_newest_state(shop: Shop) -> None:

@@ -30,6 +30,11 @@ def kiotviet_by_phone(shop: Shop, phone: str) -> list[dict[str, Any]]:
     return [c for c in shop.retailer.customers.values() if c.get("contactNumber") == phone]
 
 
+def quiet(shop: Shop) -> bool:
+    """Nothing of the shop's is waiting to be applied (its echoes came back and were handled)."""
+    return bool(shop.stack.admin("GET", f"/admin/connections/{shop.shop_id}").json()["state"]["pending"] == 0)
+
+
 def test_an_abaha_customer_is_created_in_kiotviet_and_linked(shop: Shop) -> None:
     customer_id = next(_customer_ids)
     edit_on_abaha(shop, customer_id, name="Trần Thị Bình", phone="0987654321", email="binh@example.vn",
@@ -58,9 +63,9 @@ def test_our_own_writes_echo_back_and_are_dropped_while_real_edits_pass(shop: Sh
     wait_for(lambda: shop.abaha.customers[str(customer_id)]["address"] == "99 Hàng Bạc")
     edit_on_abaha(shop, customer_id, email="ha@example.vn")  # a real edit on Abaha
     wait_for(lambda: shop.retailer.customers[kv_id].get("email") == "ha@example.vn")
-    # each write came back once as an echo: the customer made in KiotViet, the KiotViet edit
-    # written to Abaha, the Abaha edit written to KiotViet; none of them was written back again
-    wait_for(lambda: shop.counts()["echo"] == 3)
+    # each write came back as an echo (or was folded into the next real edit of the same side
+    # before it was applied): none of them was written back again
+    wait_for(lambda: shop.counts()["echo"] >= 2 and quiet(shop))
     writes = [w for w in shop.abaha.writes if w.startswith("PUT /customers/")]
     assert len(writes) == 3  # the link, the KiotViet edit, the link after the Abaha edit
     assert shop.counts()["failed"] == 0
@@ -69,6 +74,7 @@ def test_our_own_writes_echo_back_and_are_dropped_while_real_edits_pass(shop: Sh
 def test_the_newer_change_wins_a_conflict(shop: Shop) -> None:
     edit_in_kiotviet(shop, 7201, name="Đỗ Minh", contactNumber="0933444555")
     wait_for(lambda: any(c.get("kv_id") == 7201 for c in shop.abaha.customers.values()))
+    wait_for(lambda: shop.counts()["echo"] >= 1 and quiet(shop))  # Abaha told us of the customer we made
     abaha_id = next(int(i) for i, c in shop.abaha.customers.items() if c.get("kv_id") == 7201)
     stale = {"name": "Đỗ Minh (cũ)", "phone": "0933444555", "updated_at": "2020-01-01T00:00:00+07:00"}
     assert post_event(shop.shop_id, shop.abaha, "customer.updated", {"id": abaha_id, "kv_id": 7201, **stale}) == 202

@@ -9,8 +9,10 @@ from adapters.abaha import AbahaClient
 from adapters.budget import BACKGROUND, BudgetPolicy, RequestBudget
 from adapters.errors import AbahaRejected, KiotVietNotFound, KiotVietRejected, TransientError
 from adapters.http import make_session
-from adapters.kiotviet import BudgetExhausted, KiotVietAuth, KiotVietClient
+from adapters.kiotviet import BudgetExhausted, KiotVietClient
+from adapters.kiotviet_auth import KiotVietAuth
 from adapters.vault import Vault
+from schemas.kiotviet_sales import KvSettings, KvSurcharge
 
 API = "http://kiotviet.test"
 TOKEN_URL = "http://kiotviet-id.test/connect/token"
@@ -43,8 +45,8 @@ def test_token_is_fetched_once_and_shared_by_clients_through_redis(redis: fakere
          "scopes": "PublicApi.Access", "scope": "PublicApi.Access"})])  # fmt: skip
     expected = {"Retailer": "demo", "Authorization": "Bearer kv-access-token-1"}
     responses.get(f"{API}/branches", json={"total": 1, "data": [{"id": 11}]}, match=[matchers.header_matcher(expected)])
-    assert kiotviet(redis).branches() == [{"id": 11}]
-    assert kiotviet(redis).branches() == [{"id": 11}]  # another process, same Redis
+    assert [b.id for b in kiotviet(redis).branches()] == [11]
+    assert [b.id for b in kiotviet(redis).branches()] == [11]  # another process, same Redis
     assert token.call_count == 1
     ttl = redis.ttl(next(iter(redis.scan_iter("sync:kvtoken:*"))))
     assert 86400 - 60 - 5 < ttl <= 86400 - 60  # refreshed a minute early
@@ -62,7 +64,7 @@ def test_a_401_refreshes_the_token_once_and_retries(redis: fakeredis.FakeRedis) 
     responses.replace(responses.POST, TOKEN_URL, json=token_answer("t2"))
     responses.get(f"{API}/settings", json={"AllowOrderWhenOutStock": True},
                   match=[matchers.header_matcher({"Authorization": "Bearer t2"})])  # fmt: skip
-    assert client.settings() == {"alloworderwhenoutstock": True}
+    assert client.settings() == KvSettings(allow_order_when_out_of_stock=True)
     assert token.call_count == 1
     assert responses.calls[-2].request.url.endswith("/connect/token")
 
@@ -73,7 +75,7 @@ def test_a_refusal_carries_kiotviets_own_message(redis: fakeredis.FakeRedis) -> 
     message = "Không đủ số lượng tồn kho cho sản phẩm SP000123"
     responses.post(f"{API}/orders", status=400, json={"responseStatus": {"errorCode": "x", "message": message}})
     with pytest.raises(KiotVietRejected) as caught:
-        kiotviet(redis).request("POST", "/orders", json={})
+        kiotviet(redis).create_order({})
     assert caught.value.kiotviet_message == message
     assert message in str(caught.value)
 
@@ -127,15 +129,27 @@ def test_surcharges_fall_back_to_the_older_spelling(redis: fakeredis.FakeRedis) 
     responses.post(TOKEN_URL, json=token_answer("t1"))
     responses.get(f"{API}/surchages", status=404)
     responses.get(f"{API}/surcharges", json={"data": [{"id": 1, "surchargeCode": "THK1"}]})
-    assert kiotviet(redis).surcharges() == [{"id": 1, "surchargeCode": "THK1"}]
+    assert kiotviet(redis).surcharges() == [KvSurcharge(1, "THK1")]
 
 
 @responses.activate
-def test_missing_entity_is_not_found(redis: fakeredis.FakeRedis) -> None:
+def test_a_missing_entity_is_none_or_not_found(redis: fakeredis.FakeRedis) -> None:
     responses.post(TOKEN_URL, json=token_answer("t1"))
     responses.get(f"{API}/products/9", status=404)
+    responses.get(f"{API}/products/code/NOPE", status=404)
+    assert kiotviet(redis).product(9) is None
     with pytest.raises(KiotVietNotFound):
-        kiotviet(redis).product(9)
+        kiotviet(redis).product_by_code("NOPE")
+
+
+@pytest.mark.parametrize("status", [501, 505, 507, 520, 521, 522, 523, 524])
+@responses.activate
+def test_any_5xx_is_transient_never_a_refusal(redis: fakeredis.FakeRedis, status: int) -> None:
+    responses.post(TOKEN_URL, json=token_answer("t1"))
+    responses.post(f"{API}/orders", status=status)
+    with pytest.raises(TransientError):
+        kiotviet(redis).create_order({})
+    assert len([c for c in responses.calls if c.request.url.endswith("/orders")]) == 1  # never retried in place
 
 
 def abaha() -> AbahaClient:
@@ -203,6 +217,29 @@ def test_background_work_stops_at_the_reserve_while_webhook_fetches_go_on(redis:
     assert budget.take("shop", "webhook") > 0  # the bucket is empty now
 
 
-def test_the_bucket_never_allows_more_than_the_hourly_limit_in_an_hour(redis: fakeredis.FakeRedis) -> None:
-    policy = BudgetPolicy(hourly=5000)
-    assert policy.burst + policy.rate_per_ms * 3_600_000 == pytest.approx(5000)
+class Clock:
+    """What Redis's TIME says, moved by the test (fakeredis reads `time.time()`)."""
+
+    def __init__(self, start: float) -> None:
+        self.now = start
+
+    def time(self) -> float:
+        return self.now
+
+
+def test_the_bucket_never_allows_more_than_the_hourly_limit_in_any_rolling_hour(
+    redis: fakeredis.FakeRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock(1_800_000_000.0)
+    monkeypatch.setattr("fakeredis.commands_mixins.server_mixin.time", clock)
+    policy = BudgetPolicy(hourly=600)
+    budget = RequestBudget(redis, policy)
+    granted: list[float] = []
+    for _ in range(3 * 3600):  # three hours of a client that takes every token it can, every second
+        while budget.take("greedy", "webhook") == 0:
+            granted.append(clock.now)
+        clock.now += 1
+    assert len(granted) > 3 * 550  # it was not simply refused
+    for start in granted:
+        in_hour = sum(1 for t in granted if start <= t < start + 3600)
+        assert in_hour <= policy.hourly

@@ -1,226 +1,211 @@
+"""Products, categories, price books and prices, KiotViet → Abaha, through the pending store and
+the drain (fakeredis, fake peers, RQ's SimpleWorker)."""
+
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from collections.abc import Callable
 from typing import Any
 
-import fakeredis
-import pytest
-
-from adapters.connections import Connection
-from adapters.errors import AbahaNotFound
-from adapters.links import LinkStore
-from adapters.state import SyncState
+from admin.failed import failed_changes
 from schemas.events import Event
-from schemas.kiotviet import ProductSchema
 from schemas.kiotviet_webhook import normalize_delivery
+from tests.conftest import BRANCH, SHOP
+from tests.fakes import FakeAbaha, FakeKiotViet, stamp
 from tests.helpers import sample
-from workers.context import ShopContext
-from workers.jobs import apply
+from wiring import Services
 
-SHOP = "shop-42"
-
-
-class FakeAbaha:
-    """Records writes; answers 404 for what it has not seen when asked to."""
-
-    def __init__(self) -> None:
-        self.products: dict[int, dict[str, Any]] = {}
-        self.calls: list[tuple[str, Any, Any]] = []
-        self.categories: dict[int, dict[str, Any]] = {}
-        self.prices: dict[tuple[int, int], int] = {}
-        self.price_lists: dict[int, dict[str, Any]] = {}
-
-    def put_product(self, kv_id: int, body: dict[str, Any]) -> None:
-        self.calls.append(("put_product", kv_id, body))
-        self.products[kv_id] = dict(body)
-
-    def patch_product(self, kv_id: int, body: dict[str, Any]) -> None:
-        self.calls.append(("patch_product", kv_id, body))
-        if kv_id not in self.products:
-            raise AbahaNotFound("no such product", 404)
-        self.products[kv_id].update(body)
-
-    def put_category(self, kv_id: int, body: dict[str, Any]) -> None:
-        self.calls.append(("put_category", kv_id, body))
-        self.categories[kv_id] = body
-
-    def delete_category(self, kv_id: int) -> None:
-        self.calls.append(("delete_category", kv_id, None))
-        self.categories.pop(kv_id, None)
-
-    def put_price_list(self, kv_id: int, body: dict[str, Any]) -> None:
-        self.calls.append(("put_price_list", kv_id, body))
-        self.price_lists[kv_id] = body
-
-    def put_prices(self, kv_id: int, prices: list[dict[str, Any]]) -> None:
-        self.calls.append(("put_prices", kv_id, prices))
-        if kv_id not in self.price_lists:
-            raise AbahaNotFound("no such price list", 404)
-        for row in prices:
-            self.prices[(kv_id, row["product_kv_id"])] = row["price"]
+Drain = Callable[[], int]
 
 
-class FakeKiotViet:
-    def __init__(self, products: dict[int, dict[str, Any]] | None = None) -> None:
-        self.products = products or {}
-        self.fetched: list[str] = []
-
-    def product(self, product_id: int) -> Any:
-        self.fetched.append(f"/products/{product_id}")
-        return ProductSchema().load(self.products[product_id])
-
-    def pages(self, path: str, params: Any = None) -> Any:
-        self.fetched.append(path)
-        yield {"total": 2, "data": [{"id": 200, "name": "Giá lẻ"}, {"id": 201, "name": "Giá sỉ", "isActive": True}]}
-
-
-@pytest.fixture
-def abaha() -> FakeAbaha:
-    return FakeAbaha()
-
-
-@pytest.fixture
-def kiotviet() -> FakeKiotViet:
-    return FakeKiotViet()
-
-
-@pytest.fixture
-def ctx(abaha: FakeAbaha, kiotviet: FakeKiotViet) -> ShopContext:
-    connection = Connection(shop_id=SHOP, retailer="demo", client_id="cid", branch_id=11)
-    redis = fakeredis.FakeRedis()
-    return ShopContext(connection, kiotviet, abaha, SyncState(redis), LinkStore(redis))  # type: ignore[arg-type]
-
-
-def events_of(name: str, edit: Any = None, received: str = "2026-11-30T08:00:00+00:00") -> list[Event]:
+def deliver(services: Services, name: str, edit: Callable[[dict[str, Any]], None] | None = None,
+            delivery_id: str | None = None, items: list[dict[str, Any]] | None = None) -> list[Event]:  # fmt: skip
+    """A KiotViet delivery from a sample body, accepted as the endpoint accepts it."""
     body = sample(f"kiotviet/{name}")
+    if name == "product.update":  # a body that says the row is no variant and no unit row
+        body["Notifications"][0]["Data"][0].update(MasterProductId=None, MasterUnitId=None)
+    if delivery_id:
+        body["Id"] = delivery_id
+    if items is not None:
+        body["Notifications"][0]["Data"] = items
     if edit:
         edit(body["Notifications"][0]["Data"][0])
-    return normalize_delivery(json.dumps(body).encode(), body, SHOP, received).events
+    events = normalize_delivery(json.dumps(body).encode(), body, SHOP, "2026-11-30T08:00:00+00:00").events
+    services.inbox.accept(SHOP, events, branch_id=BRANCH)
+    return events
 
 
-def product_event(**changes: Any) -> Event:
-    return events_of("product.update", lambda item: item.update(changes))[0]
+def product_item(**changes: Any) -> Callable[[dict[str, Any]], None]:
+    return lambda item: item.update(changes)
 
 
-def test_product_update_writes_the_product_with_stock_of_the_branch(ctx: ShopContext, abaha: FakeAbaha) -> None:
-    assert apply(product_event(), ctx) == "applied"
+def test_product_update_writes_the_product_with_the_branch_stock(
+    services: Services, work_off: Drain, abaha: FakeAbaha, kiotviet: FakeKiotViet
+) -> None:
+    deliver(services, "product.update")
+    work_off()
     body = abaha.products[3001]
     assert (body["sku"], body["price"], body["active"], body["category_kv_id"]) == ("SP000123", 150000, True, 101)
     assert body["stock"] == 13  # branch 11: onHand 15 − reserved 2; branch 12 is not ours
     assert body["attributes"] == [{"name": "MÀU SẮC", "value": "Trắng"}, {"name": "KÍCH THƯỚC", "value": "M"}]
+    assert abaha.count("put_products") == 1
+    assert services.state.counts(SHOP)["applied"] >= 1
 
 
-@pytest.mark.parametrize("changes", [{"isActive": False}, {"AllowsSale": False}])
-def test_inactive_or_not_for_sale_products_are_hidden(ctx: ShopContext, abaha: FakeAbaha, changes: dict) -> None:
-    apply(product_event(**changes), ctx)
+def test_inactive_or_not_for_sale_products_are_hidden(services: Services, work_off: Drain, abaha: FakeAbaha) -> None:
+    deliver(services, "product.update", product_item(isActive=False), "d1")
+    deliver(services, "product.update", product_item(Id=3002, AllowsSale=False), "d2")
+    work_off()
     assert abaha.products[3001]["active"] is False
-
-
-def test_deleted_product_is_hidden_not_deleted(ctx: ShopContext, abaha: FakeAbaha) -> None:
-    apply(product_event(Id=3002), ctx)
-    (event,) = events_of("product.delete", received="2026-12-01T00:00:00+00:00")
-    assert apply(event, ctx) == "applied"
     assert abaha.products[3002]["active"] is False
-    assert abaha.calls[-1] == ("patch_product", 3002, {"active": False})
 
 
-def test_older_event_after_newer_is_skipped_and_counted(ctx: ShopContext, abaha: FakeAbaha) -> None:
-    newer = product_event(BasePrice=200000, ModifiedDate="2026-11-30T11:00:00.0000000+07:00")
-    older = product_event(BasePrice=100000, ModifiedDate="2026-11-30T10:00:00.0000000+07:00")
-    assert apply(newer, ctx) == "applied"
-    assert apply(older, ctx) == "stale"
+def test_a_body_that_does_not_say_whether_a_row_is_a_variant_is_completed_by_reading_it(
+    services: Services, work_off: Drain, abaha: FakeAbaha, kiotviet: FakeKiotViet
+) -> None:
+    kiotviet.add_product(3001, code="SP000123", name="Áo thun cổ tròn", masterProductId=3000, attributes=[
+        {"attributeName": "KÍCH THƯỚC", "attributeValue": "M"}])  # fmt: skip
+    body = sample("kiotviet/product.update")  # attributes, and no MasterProductId key
+    events = normalize_delivery(json.dumps(body).encode(), body, SHOP, "2026-11-30T08:00:00+00:00").events
+    services.inbox.accept(SHOP, events, branch_id=BRANCH)
+    work_off()
+    assert kiotviet.calls.count("product 3001") == 1
+    assert abaha.products[3001]["master_kv_id"] == 3000
+
+
+def test_a_deleted_product_is_hidden_once_kiotviet_confirms_it_is_gone(
+    services: Services, work_off: Drain, abaha: FakeAbaha, kiotviet: FakeKiotViet
+) -> None:
+    deliver(services, "product.update", product_item(Id=3002))
+    work_off()
+    deliver(services, "product.delete", items=[{"RemoveId": [3002]}])
+    work_off()
+    assert abaha.products[3002]["active"] is False  # hidden, still there for order history
+    assert "product 3002" in kiotviet.calls  # the delete was checked against KiotViet
+
+
+def test_a_delete_of_a_product_kiotviet_still_has_writes_it_instead(
+    services: Services, work_off: Drain, abaha: FakeAbaha, kiotviet: FakeKiotViet
+) -> None:
+    kiotviet.add_product(3002, name="Áo sơ mi", code="SP000124")
+    deliver(services, "product.delete", items=[{"RemoveId": [3002]}])
+    work_off()
+    assert abaha.products[3002]["active"] is True
+    assert abaha.products[3002]["name"] == "Áo sơ mi"
+
+
+def test_an_older_version_after_a_newer_is_stale_and_costs_no_write(
+    services: Services, work_off: Drain, abaha: FakeAbaha
+) -> None:
+    deliver(services, "product.update", product_item(BasePrice=200000, ModifiedDate="2026-11-30T11:00:00+07:00"), "n")
+    work_off()
+    deliver(services, "product.update", product_item(BasePrice=100000, ModifiedDate="2026-11-30T10:00:00+07:00"), "o")
+    work_off()
     assert abaha.products[3001]["price"] == 200000
-    assert len(abaha.calls) == 1
+    assert abaha.count("put_products") == 1
+    assert services.state.counts(SHOP)["stale"] == 1
 
 
-def test_applying_the_same_event_twice_writes_the_same_state(ctx: ShopContext, abaha: FakeAbaha) -> None:
-    event = product_event()
-    apply(event, ctx)
-    first = dict(abaha.products[3001])
-    apply(event, ctx)
-    assert abaha.products[3001] == first
+def test_the_same_delivery_twice_is_one_write(services: Services, work_off: Drain, abaha: FakeAbaha) -> None:
+    deliver(services, "product.update", delivery_id="same")
+    deliver(services, "product.update", delivery_id="same")
+    work_off()
+    assert abaha.count("put_products") == 1
+    assert services.state.counts(SHOP)["duplicate"] == 1
 
 
-def test_stock_of_another_branch_is_ignored(ctx: ShopContext, abaha: FakeAbaha) -> None:
-    (event,) = events_of("stock.update", lambda item: item.update(BranchId=12))
-    assert apply(event, ctx) == "ignored"
-    assert abaha.calls == []
-
-
-def test_stock_update_patches_sellable_stock(ctx: ShopContext, abaha: FakeAbaha) -> None:
-    apply(product_event(), ctx)
-    (event,) = events_of("stock.update", received="2026-12-01T00:00:00+00:00")
-    assert apply(event, ctx) == "applied"
-    assert abaha.calls[-1] == ("patch_product", 3001, {"stock": 8})  # 9 − 1
-
-
-def test_older_product_payload_does_not_undo_newer_stock(ctx: ShopContext, abaha: FakeAbaha) -> None:
-    (stock,) = events_of(
-        "stock.update", lambda i: i.update(OnHand=40, Reserved=0), received="2026-12-01T00:00:00+00:00"
-    )
-    apply(product_event(), ctx)
-    apply(stock, ctx)
-    later_edit = product_event(Name="Áo mới", ModifiedDate="2026-11-30T23:00:00.0000000+07:00")
-    apply(later_edit, ctx)
-    assert abaha.products[3001]["name"] == "Áo mới"
-    assert abaha.products[3001]["stock"] == 40
-
-
-def test_stock_for_a_product_abaha_lacks_sends_the_whole_product(
-    ctx: ShopContext, abaha: FakeAbaha, kiotviet: FakeKiotViet
+def test_a_redelivery_of_the_same_version_is_not_written_again(
+    services: Services, work_off: Drain, abaha: FakeAbaha
 ) -> None:
-    kiotviet.products[3001] = {"id": 3001, "code": "SP000123", "name": "Áo", "basePrice": 1, "allowsSale": True}
-    (event,) = events_of("stock.update")
-    apply(event, ctx)
-    assert abaha.products[3001]["sku"] == "SP000123"
-    assert abaha.products[3001]["stock"] == 8
+    deliver(services, "product.update", delivery_id="first")
+    work_off()
+    deliver(services, "product.update", delivery_id="second")  # a new delivery Id, the same content
+    work_off()
+    assert abaha.count("put_products") == 1
 
 
-def test_thin_product_payload_is_completed_by_fetching(
-    ctx: ShopContext, abaha: FakeAbaha, kiotviet: FakeKiotViet
+def test_an_equal_version_with_other_content_reads_what_kiotviet_holds_now(
+    services: Services, work_off: Drain, abaha: FakeAbaha, kiotviet: FakeKiotViet
 ) -> None:
-    kiotviet.products[3001] = {"id": 3001, "code": "SP000123", "name": "Áo thun", "basePrice": 99000,
-                               "allowsSale": True, "isActive": True, "inventories": [
-                                   {"branchId": 11, "onHand": 5, "reserved": 1}]}  # fmt: skip
-    thin = {"Id": "t", "Notifications": [{"Action": "product.update", "Data": [
-        {"Id": 3001, "ModifiedDate": "2026-11-30T10:00:00"}]}]}  # fmt: skip
-    (event,) = normalize_delivery(b"", thin, SHOP, "2026-11-30T08:00:00+00:00").events
-    apply(event, ctx)
-    assert kiotviet.fetched == ["/products/3001"]
+    when = "2026-11-30T10:20:30.1470000+07:00"
+    deliver(services, "product.update", product_item(Name="Áo A", ModifiedDate=when), "a")
+    work_off()
+    kiotviet.add_product(3001, code="SP000123", name="Áo C", modifiedDate=when, inventories=[], masterProductId=None)
+    deliver(services, "product.update", product_item(Name="Áo B", ModifiedDate=when), "b")
+    work_off()
+    assert "product 3001" in kiotviet.calls
+    assert abaha.products[3001]["name"] == "Áo C"  # what the source holds now wins
+
+
+def test_a_thin_payload_is_completed_by_reading_the_product(
+    services: Services, work_off: Drain, abaha: FakeAbaha, kiotviet: FakeKiotViet
+) -> None:
+    kiotviet.add_product(3001, code="SP000123", name="Áo thun", basePrice=99000,
+                         inventories=[{"branchId": BRANCH, "onHand": 5, "reserved": 1}])  # fmt: skip
+    deliver(services, "product.update", items=[{"Id": 3001, "ModifiedDate": "2026-11-30T10:00:00"}])
+    work_off()
+    assert kiotviet.calls.count("product 3001") == 1
     assert (abaha.products[3001]["name"], abaha.products[3001]["price"], abaha.products[3001]["stock"]) == (
         "Áo thun", 99000, 4)  # fmt: skip
 
 
-def test_category_update_and_delete(ctx: ShopContext, abaha: FakeAbaha) -> None:
-    (update,) = events_of("category.update")
-    apply(update, ctx)
+def test_abaha_refusing_one_product_fails_that_product_alone(
+    services: Services, work_off: Drain, abaha: FakeAbaha
+) -> None:
+    abaha.refused_products.add(3002)
+    items = [{**sample("kiotviet/product.update")["Notifications"][0]["Data"][0], "MasterProductId": None}] * 2
+    items[1] = {**items[1], "Id": 3002, "Code": "SP000124"}
+    deliver(services, "product.update", items=items)
+    work_off()
+    assert 3001 in abaha.products and 3002 not in abaha.products
+    (failed,) = failed_changes(services.redis, SHOP)  # a job of its own, replayable alone
+    assert (failed.kind, failed.entity_id) == ("product.update", "3002")
+    assert failed.message.startswith("Abaha refused product SP000124 (3002)")
+
+
+def test_category_update_and_a_confirmed_delete(
+    services: Services, work_off: Drain, abaha: FakeAbaha, kiotviet: FakeKiotViet
+) -> None:
+    deliver(services, "category.update")
+    work_off()
     assert abaha.categories[101] == {"name": "Áo", "parent_kv_id": None}
-    delete = replace(events_of("category.delete")[0], entity_id="101", data={"id": 101},
-                     version="2026-12-01T00:00:00+00:00")  # fmt: skip
-    apply(delete, ctx)
+    body = {"Id": "del", "Notifications": [{"Action": "category.delete", "Data": [{"RemoveId": [101]}]}]}
+    services.inbox.accept(SHOP, normalize_delivery(b"", body, SHOP, "2026-11-30T09:00:00+00:00").events, BRANCH)
+    work_off()
     assert 101 not in abaha.categories
 
 
-def test_price_of_an_unknown_price_list_creates_the_list_first(
-    ctx: ShopContext, abaha: FakeAbaha, kiotviet: FakeKiotViet
+def test_a_price_change_reads_the_price_kiotviet_holds_and_creates_the_list_first(
+    services: Services, work_off: Drain, abaha: FakeAbaha, kiotviet: FakeKiotViet
 ) -> None:
-    (event,) = events_of("pricebookdetail.update")
-    assert apply(event, ctx) == "applied"
+    kiotviet.books[201] = {"id": 201, "name": "Giá sỉ", "isActive": True, "modifiedDate": stamp()}
+    kiotviet.prices[201] = {3001: 131000}
+    deliver(services, "pricebookdetail.update")  # says 125000: an old value, KiotViet now holds 131000
+    work_off()
     assert abaha.price_lists[201] == {"name": "Giá sỉ", "active": True}
-    assert abaha.prices[(201, 3001)] == 125000
+    assert abaha.prices[(201, 3001)] == 131000
 
 
-def test_a_type_without_a_handler_is_parked_not_dropped(ctx: ShopContext, abaha: FakeAbaha) -> None:
-    (event,) = events_of("branch.update")
-    unknown = replace(event, type="branch.merge")
-    assert apply(unknown, ctx) == "not_applied"
+def test_a_removed_price_is_deleted_on_abaha(
+    services: Services, work_off: Drain, abaha: FakeAbaha, kiotviet: FakeKiotViet
+) -> None:
+    kiotviet.books[201] = {"id": 201, "name": "Giá sỉ", "isActive": True}
+    kiotviet.prices[201] = {3001: 120000}
+    deliver(services, "pricebookdetail.update")
+    work_off()
+    del kiotviet.prices[201][3001]
+    body = {"Id": "pd", "Notifications": [{"Action": "pricebookdetail.delete", "Data": [
+        {"PricebookId": 201, "ProductIds": [3001]}]}]}  # fmt: skip
+    services.inbox.accept(SHOP, normalize_delivery(b"", body, SHOP, "2026-11-30T09:00:00+00:00").events, BRANCH)
+    work_off()
+    assert (201, 3001) not in abaha.prices
+
+
+def test_branches_invoices_and_customer_deletes_are_ignored_by_design(
+    services: Services, work_off: Drain, abaha: FakeAbaha
+) -> None:
+    for name in ("branch.update", "branch.delete", "customer.delete", "invoice.update"):
+        deliver(services, name)
+    work_off()
     assert abaha.calls == []
-    assert [p["id"] for p in ctx.state.parked(SHOP)] == [unknown.id]
-
-
-@pytest.mark.parametrize("name", ["branch.update", "branch.delete", "customer.delete"])
-def test_branches_and_customer_deletes_are_ignored_by_design(ctx: ShopContext, abaha: FakeAbaha, name: str) -> None:
-    (event,) = events_of(name)[:1]
-    assert apply(event, ctx) == "ignored"
-    assert abaha.calls == []
+    assert services.state.counts(SHOP)["ignored"] >= 4

@@ -1,59 +1,138 @@
+"""Customers both ways: matched by phone on both sides, created once, echoes dropped, nothing
+erased that the other side does not carry."""
+
 from __future__ import annotations
 
 import json
 from typing import Any
 
-import fakeredis
 import pytest
 
-from adapters.connections import Connection
 from adapters.errors import TransientError
-from adapters.links import LinkStore
-from adapters.state import SyncState
+from schemas.abaha import normalize_event
+from schemas.customers import local_phone
+from schemas.events import Event, Outcome
 from schemas.kiotviet_webhook import normalize_delivery
+from tests.conftest import SHOP
+from tests.fakes import FakeAbaha, FakeKiotViet, stamp
 from tests.helpers import sample
 from workers.context import ShopContext
-from workers.customers import apply_kiotviet_customer, local_phone
+from workers.customers import apply_abaha_customer, apply_kiotviet_customer
+
+PHONE = "0912345678"
 
 
-class FlakyAbaha:
-    def __init__(self, failures: int) -> None:
-        self.failures = failures
-        self.customers: dict[int, dict[str, Any]] = {}
-
-    def put_customer(self, kv_id: int, body: dict[str, Any]) -> int:
-        if self.failures:
-            self.failures -= 1
-            raise TransientError("Abaha answered 503")
-        self.customers[kv_id] = body
-        return 900 + kv_id
-
-
-class KiotViet:
-    def customer(self, customer_id: int) -> dict[str, Any]:
-        return {"id": customer_id}
-
-
-@pytest.fixture
-def ctx() -> ShopContext:
-    redis = fakeredis.FakeRedis()
-    connection = Connection("shop-42", "demo", "cid", 11)
-    return ShopContext(connection, KiotViet(), FlakyAbaha(failures=1), SyncState(redis), LinkStore(redis))  # type: ignore[arg-type]
-
-
-def customer_event() -> Any:
+def kiotviet_event(**changes: Any) -> Event:
     body = sample("kiotviet/customer.update")
-    (event,) = normalize_delivery(json.dumps(body).encode(), body, "shop-42", "2026-11-30T08:00:00+00:00").events
+    body["Notifications"][0]["Data"][0].update(changes)
+    body["Id"] = f"d-{stamp()}"
+    (event,) = normalize_delivery(json.dumps(body).encode(), body, SHOP, "2026-11-30T08:00:00+00:00").events
     return event
 
 
-def test_a_write_that_failed_is_retried_not_taken_for_its_own_echo(ctx: ShopContext) -> None:
-    event = customer_event()
+def abaha_event(**changes: Any) -> Event:
+    body = sample("abaha/customer.created")
+    body["data"].update(changes)
+    body["id"] = f"evt-{stamp()}"
+    event = normalize_event(body, SHOP, "2026-11-30T03:15:01+00:00")
+    assert event is not None
+    return event
+
+
+@pytest.fixture(autouse=True)
+def in_kiotviet(kiotviet: FakeKiotViet) -> None:
+    """The sample KiotViet customer, as KiotViet holds it (its detail is read for its groups)."""
+    data = sample("kiotviet/customer.update")["Notifications"][0]["Data"][0]
+    kiotviet.customers[int(data["Id"])] = {
+        "id": int(data["Id"]),
+        "code": data.get("Code"),
+        "name": data.get("Name"),
+        "contactNumber": data.get("ContactNumber"),
+        "modifiedDate": stamp(),
+    }
+
+
+def test_a_kiotviet_customer_whose_phone_abaha_has_is_linked_not_duplicated(ctx: ShopContext, abaha: FakeAbaha) -> None:
+    abaha.customers[555] = {"id": 555, "name": "Nguyễn Văn An", "phone": "+84912345678", "kv_id": None}
+    assert apply_kiotviet_customer(kiotviet_event(ContactNumber=PHONE), ctx) == Outcome.APPLIED
+    assert list(abaha.customers) == [555]
+    assert abaha.customers[555]["kv_id"] == 7001
+
+
+def test_an_abaha_customer_linked_to_another_kiotviet_customer_is_another_person(
+    ctx: ShopContext, abaha: FakeAbaha
+) -> None:
+    abaha.customers[555] = {"id": 555, "name": "Chị của An", "phone": PHONE, "kv_id": 9999}
+    apply_kiotviet_customer(kiotviet_event(ContactNumber=PHONE), ctx)
+    assert len(abaha.customers) == 2 and abaha.customers[555]["kv_id"] == 9999
+
+
+def test_a_write_that_failed_is_retried_not_taken_for_its_own_echo(ctx: ShopContext, abaha: FakeAbaha) -> None:
+    event = kiotviet_event()
+    abaha.fail_next("put_customer", TransientError("Abaha answered 503"))
     with pytest.raises(TransientError):
         apply_kiotviet_customer(event, ctx)
-    assert apply_kiotviet_customer(event, ctx) == "applied"  # the retry
-    assert ctx.abaha.customers[7001]["phone"] == "0912345678"  # type: ignore[attr-defined]
-    assert apply_kiotviet_customer(event, ctx) == "echo"  # now it is known on both sides
+    assert apply_kiotviet_customer(event, ctx) == Outcome.APPLIED  # the retry
+    assert apply_kiotviet_customer(event, ctx) == Outcome.ECHO  # now it is known on both sides
+
+
+def test_abahas_echo_of_a_customer_with_a_location_is_dropped_and_kiotviet_keeps_it(
+    ctx: ShopContext, kiotviet: FakeKiotViet, abaha: FakeAbaha
+) -> None:
+    kiotviet.customers[7001].update(locationName="Hà Nội - Quận Hoàn Kiếm", wardName="Phường Hàng Bài")
+    apply_kiotviet_customer(kiotviet_event(LocationName="Hà Nội - Quận Hoàn Kiếm", WardName="Phường Hàng Bài"), ctx)
+    (abaha_id,) = abaha.customers
+    echo = {
+        **abaha.customers[abaha_id],
+        "id": abaha_id,
+        "ward": None,
+        "district": None,
+        "province": None,
+        "updated_at": "2026-11-30T11:00:00+07:00",
+    }  # what Abaha posts back: no location of KiotViet's form
+    echo.pop("code", None)
+    echo.pop("source_modified_at", None)
+    assert apply_abaha_customer(abaha_event(**echo), ctx) == Outcome.ECHO
+    assert kiotviet.customers[7001]["locationName"] == "Hà Nội - Quận Hoàn Kiếm"
+    assert kiotviet.count("update_customer") == 0
+
+
+def test_an_abaha_edit_never_sends_a_field_abaha_does_not_have(ctx: ShopContext, kiotviet: FakeKiotViet) -> None:
+    kiotviet.customers[7001].update(locationName="Hà Nội - Quận Hoàn Kiếm", wardName="Phường Hàng Bài", email="a@b.vn")
+    ctx.links.link_customer(SHOP, 7001, 555)
+    edit = abaha_event(id=555, kv_id=7001, name="An mới", phone=PHONE, email=None, ward=None, district=None,
+                       province=None, updated_at="2026-11-30T12:00:00+07:00")  # fmt: skip
+    assert apply_abaha_customer(edit, ctx) == Outcome.APPLIED
+    kept = kiotviet.customers[7001]
+    assert kept["name"] == "An mới"
+    assert (kept["locationName"], kept["wardName"], kept["email"]) == (
+        "Hà Nội - Quận Hoàn Kiếm", "Phường Hàng Bài", "a@b.vn")  # fmt: skip
+
+
+def test_a_phoneless_abaha_customer_is_created_once_after_a_timeout(ctx: ShopContext, kiotviet: FakeKiotViet) -> None:
+    real = kiotviet.create_customer
+
+    def made_then_timed_out(body: dict[str, Any]) -> Any:
+        real(body)
+        raise TransientError("KiotViet did not answer POST /customers: ReadTimeout")
+
+    kiotviet.create_customer = made_then_timed_out  # type: ignore[method-assign]
+    event = abaha_event(id=556, phone=None, name="Khách không số")
+    with pytest.raises(TransientError):
+        apply_abaha_customer(event, ctx)
+    kiotviet.create_customer = real  # type: ignore[method-assign]
+    assert apply_abaha_customer(event, ctx) == Outcome.APPLIED  # the retry adopts what the timeout made
+    made = [c for c in kiotviet.customers.values() if c.get("name") == "Khách không số"]
+    assert len(made) == 1
+    assert ctx.links.kv_customer_for(SHOP, 556) == made[0]["id"]
+
+
+def test_an_abaha_customer_whose_phone_kiotviet_has_is_linked_not_duplicated(
+    ctx: ShopContext, kiotviet: FakeKiotViet
+) -> None:
+    assert apply_abaha_customer(abaha_event(id=557, phone="+84 912 345 678"), ctx) == Outcome.APPLIED
+    assert ctx.links.kv_customer_for(SHOP, 557) == 7001
+    assert kiotviet.count("create_customer") == 0
 
 
 @pytest.mark.parametrize("given", ["0912345678", "+84 912 345 678", "84912345678", "091-234-5678"])

@@ -1,68 +1,59 @@
+"""Abaha orders become exactly one KiotViet order; KiotViet's status comes back."""
+
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import fakeredis
 import pytest
 
-from adapters.connections import Connection
-from adapters.errors import KiotVietNotFound, KiotVietRejected
-from adapters.links import LinkStore
-from adapters.state import SyncState
+from adapters import keys
+from adapters.errors import KiotVietRejected, TransientError
 from schemas.abaha import AbahaOrder, normalize_event
-from schemas.kiotviet import ProductSchema
+from schemas.events import Event, Outcome
+from tests.conftest import SHOP
+from tests.fakes import FakeAbaha, FakeKiotViet, stamp
 from tests.helpers import sample
 from workers.context import ShopContext
-from workers.orders import OrderRefused, apply_abaha_order, explain_refusal, kiotviet_order_body, marker_of
+from workers.orders import (
+    ADOPT_PATIENCE_SECONDS,
+    ADOPT_SEARCHES,
+    OrderRefused,
+    apply_abaha_order,
+    apply_kiotviet_order,
+    explain_refusal,
+    kiotviet_order_body,
+    marker_of,
+)
+
+ORDER_ID = 98765
 
 
-class FakeKiotViet:
-    def __init__(self) -> None:
-        self.orders: list[dict[str, Any]] = []
-        self.refusal: str | None = None
-
-    def product_by_code(self, code: str) -> Any:
-        if code != "SP000124":
-            raise KiotVietNotFound("no", 404)
-        return ProductSchema().load({"id": 3002, "code": code})
-
-    def customers_by_phone(self, phone: str) -> list[dict[str, Any]]:
-        return [{"id": 7001, "contactnumber": phone}]
-
-    def create_order(self, body: dict[str, Any]) -> dict[str, Any]:
-        if self.refusal:
-            raise KiotVietRejected("refused", 400, self.refusal)
-        self.orders.append(body)
-        return {"id": 500 + len(self.orders), "code": f"DH{len(self.orders)}"}
-
-    def order(self, order_id: int) -> dict[str, Any]:
-        body = self.orders[order_id - 501]
-        lines = sum(d["quantity"] * (d["price"] - d["discount"]) for d in body["orderDetails"])
-        return {"total": lines - body["discount"] + sum(s["price"] for s in body.get("surchages", []))}
+@pytest.fixture(autouse=True)
+def catalogue(kiotviet: FakeKiotViet) -> None:
+    kiotviet.add_product(3001, code="SP000123", basePrice=150000)
+    kiotviet.add_product(3002, code="SP000124", basePrice=250000)
+    kiotviet.customers[7001] = {"id": 7001, "code": "KH1", "name": "An", "contactNumber": "0912345678",
+                                "modifiedDate": stamp()}  # fmt: skip
 
 
-class FakeAbaha:
-    def __init__(self) -> None:
-        self.links: list[tuple[int, int, str]] = []
-
-    def link_order(self, abaha_id: int, kv_id: int, kv_code: str) -> None:
-        self.links.append((abaha_id, kv_id, kv_code))
-
-
-@pytest.fixture
-def ctx() -> ShopContext:
-    connection = Connection("shop-42", "demo", "cid", 11, surcharge_code="THK000001", surcharge_id=1)
-    redis = fakeredis.FakeRedis()
-    return ShopContext(connection, FakeKiotViet(), FakeAbaha(), SyncState(redis), LinkStore(redis))  # type: ignore[arg-type]
-
-
-def order_event(**changes: Any) -> Any:
+def order_event(**changes: Any) -> Event:
     body = sample("abaha/order.created")
     body["data"].update(changes)
-    event = normalize_event(body, "shop-42", "2026-11-30T03:15:01+00:00")
+    event = normalize_event(body, SHOP, "2026-11-30T03:15:01+00:00")
     assert event is not None
     return event
+
+
+def made_in_kiotviet(kiotviet: FakeKiotViet, order_id: int = ORDER_ID) -> list[dict[str, Any]]:
+    return [o for o in kiotviet.orders.values() if f"[abaha:{order_id}]" in (o.get("description") or "")]
+
+
+def intent_since(ctx: ShopContext, seconds_ago: float, searches: int = 0) -> None:
+    since = (datetime.now(UTC) - timedelta(seconds=seconds_ago)).isoformat()
+    record = {"state": "intent", "since": since, "searches": searches}
+    ctx.pending._redis.hset(keys.shop_key(SHOP, keys.LINKS, "orders"), str(ORDER_ID), json.dumps(record))  # type: ignore[attr-defined]
 
 
 def test_the_kiotviet_order_totals_what_the_abaha_order_totals(ctx: ShopContext) -> None:
@@ -70,7 +61,6 @@ def test_the_kiotviet_order_totals_what_the_abaha_order_totals(ctx: ShopContext)
              {"sku": "SP000124", "quantity": 1, "unit_price": 250000}]  # fmt: skip
     fees = [{"name": "COD", "amount": 10000}, {"name": "Gói quà", "amount": 5000}]
     event = order_event(items=items, discount=15000, shipping_fee=30000, other_fees=fees)
-
     body = kiotviet_order_body(AbahaOrder.from_json(event.data), ctx)
     assert [(d["productId"], d["discount"]) for d in body["orderDetails"]] == [(3001, 3333), (3002, 0)]
     assert body["discount"] == 15000 + 1  # 10000 = 3 × 3333 + 1
@@ -79,23 +69,71 @@ def test_the_kiotviet_order_totals_what_the_abaha_order_totals(ctx: ShopContext)
     assert "[abaha:98765]" in body["description"] and "DH98765" in body["description"]
     lines = sum(d["quantity"] * (d["price"] - d["discount"]) for d in body["orderDetails"])
     assert lines - body["discount"] + 45000 == 3 * 99000 - 10000 + 250000 - 15000 + 45000
+    assert None not in body["orderDelivery"].values()
 
 
-def test_a_replayed_order_is_not_created_twice(ctx: ShopContext) -> None:
+def test_a_replayed_order_is_not_created_twice(ctx: ShopContext, kiotviet: FakeKiotViet, abaha: FakeAbaha) -> None:
     event = order_event()
-    assert apply_abaha_order(event, ctx) == "applied"
-    assert apply_abaha_order(event, ctx) == "ignored"
-    assert len(ctx.kiotviet.orders) == 1  # type: ignore[attr-defined]
-    assert ctx.abaha.links == [(98765, 501, "DH1")]  # type: ignore[attr-defined]
+    assert apply_abaha_order(event, ctx) == Outcome.APPLIED
+    assert apply_abaha_order(event, ctx) == Outcome.IGNORED
+    (made,) = made_in_kiotviet(kiotviet)
+    assert abaha.order_links == {ORDER_ID: (made["id"], made["code"])}
 
 
-def test_a_refused_order_leaves_no_intent_so_a_replay_creates_it(ctx: ShopContext) -> None:
-    ctx.kiotviet.refusal = "Không đủ số lượng tồn kho cho sản phẩm SP000123"  # type: ignore[attr-defined]
+def test_a_refused_order_leaves_no_intent_so_a_replay_creates_it(ctx: ShopContext, kiotviet: FakeKiotViet) -> None:
+    kiotviet.refuse_orders = "Không đủ số lượng tồn kho cho sản phẩm SP000123"
     with pytest.raises(OrderRefused, match="Cho phép đặt hàng khi hết tồn kho"):
         apply_abaha_order(order_event(), ctx)
-    assert ctx.links.order_record("shop-42", 98765) is None
-    ctx.kiotviet.refusal = None  # type: ignore[attr-defined]
-    assert apply_abaha_order(order_event(), ctx) == "applied"
+    assert ctx.links.order_record(SHOP, ORDER_ID) is None
+    kiotviet.refuse_orders = None
+    assert apply_abaha_order(order_event(), ctx) == Outcome.APPLIED
+    assert len(made_in_kiotviet(kiotviet)) == 1
+
+
+@pytest.mark.parametrize("status", [501, 505, 507, 520, 524])
+def test_an_unusual_5xx_after_the_order_was_made_keeps_the_intent_and_ends_in_adoption(
+    ctx: ShopContext, kiotviet: FakeKiotViet, status: int
+) -> None:
+    real = kiotviet.create_order
+
+    def made_then_failed(body: dict[str, Any]) -> Any:
+        real(body)  # the origin did the work; the answer is lost
+        raise TransientError(f"KiotViet answered {status} to POST /orders")
+
+    kiotviet.create_order = made_then_failed  # type: ignore[method-assign]
+    with pytest.raises(TransientError):
+        apply_abaha_order(order_event(), ctx)
+    record = ctx.links.order_record(SHOP, ORDER_ID)
+    assert record is not None and record["state"] == "intent"  # the replay will not make a second one
+    kiotviet.create_order = real  # type: ignore[method-assign]
+    intent_since(ctx, 61)
+    assert apply_abaha_order(order_event(), ctx) == Outcome.APPLIED
+    assert len(made_in_kiotviet(kiotviet)) == 1
+
+
+def test_an_order_kiotviet_finishes_late_is_looked_for_again_before_one_is_made(
+    ctx: ShopContext, kiotviet: FakeKiotViet, abaha: FakeAbaha
+) -> None:
+    for search in range(ADOPT_SEARCHES):  # not there yet, search after search
+        intent_since(ctx, 61 + search * 200, searches=search)
+        with pytest.raises(TransientError, match="looking again"):
+            apply_abaha_order(order_event(), ctx)
+    kiotviet.create_order({"description": f"Đơn Abaha DH98765 [abaha:{ORDER_ID}]", "orderDetails": []})  # it lands
+    intent_since(ctx, ADOPT_PATIENCE_SECONDS - 10, searches=ADOPT_SEARCHES)
+    assert apply_abaha_order(order_event(), ctx) == Outcome.APPLIED
+    assert len(made_in_kiotviet(kiotviet)) == 1  # adopted, not made again
+
+
+def test_an_order_still_not_found_after_the_window_is_made(ctx: ShopContext, kiotviet: FakeKiotViet) -> None:
+    intent_since(ctx, ADOPT_PATIENCE_SECONDS + 10, searches=ADOPT_SEARCHES)
+    assert apply_abaha_order(order_event(), ctx) == Outcome.APPLIED
+    assert len(made_in_kiotviet(kiotviet)) == 1
+
+
+def test_a_recent_intent_waits_while_its_attempt_may_still_get_an_answer(ctx: ShopContext) -> None:
+    intent_since(ctx, 5)
+    with pytest.raises(TransientError, match="may still be waiting"):
+        apply_abaha_order(order_event(), ctx)
 
 
 def test_an_unknown_product_code_names_the_code(ctx: ShopContext) -> None:
@@ -121,17 +159,53 @@ def test_the_marker_is_read_from_a_description(text: str | None, found: int | No
     assert marker_of(text) == found
 
 
-def test_a_recent_intent_waits_and_an_old_one_adopts_what_was_made(ctx: ShopContext) -> None:
-    from adapters.errors import TransientError
+def kiotviet_status(order_id: int, status: int, description: str) -> Event:
+    data = {
+        "id": order_id,
+        "code": f"DH{order_id}",
+        "order_code": None,
+        "status": status,
+        "status_value": None,
+        "branch_id": 11,
+        "customer_id": None,
+        "total": 1,
+        "description": description,
+        "modified_date": stamp(),
+    }
+    return Event(
+        id=f"s{order_id}-{status}",
+        source="kiotviet",
+        type="order.update",
+        shop_id=SHOP,
+        entity_id=str(order_id),
+        version=data["modified_date"],
+        received_at=data["modified_date"],
+        data=data,
+    )
 
-    ctx.links.record_intent("shop-42", 98765)
-    with pytest.raises(TransientError, match="may still be waiting"):
-        apply_abaha_order(order_event(), ctx)
-    made = {"id": 777, "code": "DH777", "description": "Đơn Abaha DH98765 [abaha:98765]"}
-    ctx.kiotviet.pages = lambda path, params: iter([{"total": 1, "data": [made]}])  # type: ignore[attr-defined]
-    old = {"state": "intent", "since": "2026-11-30T00:00:00+00:00"}
-    ctx.state._redis.hset("sync:links:shop-42:orders", "98765", json.dumps(old))  # type: ignore[attr-defined]
-    ctx.kiotviet.order = lambda order_id: {"total": 320000}  # type: ignore[attr-defined]
-    assert apply_abaha_order(order_event(), ctx) == "applied"
-    assert ctx.abaha.links == [(98765, 777, "DH777")]  # type: ignore[attr-defined]
-    assert ctx.kiotviet.orders == []  # type: ignore[attr-defined]  # adopted, nothing created
+
+def test_completion_and_cancellation_in_kiotviet_reach_abaha(ctx: ShopContext, kiotviet: FakeKiotViet,
+                                                             abaha: FakeAbaha) -> None:  # fmt: skip
+    apply_abaha_order(order_event(), ctx)
+    (made,) = made_in_kiotviet(kiotviet)
+    assert apply_kiotviet_order(kiotviet_status(made["id"], 5, made["description"]), ctx) == Outcome.IGNORED
+    assert apply_kiotviet_order(kiotviet_status(made["id"], 3, made["description"]), ctx) == Outcome.APPLIED
+    assert abaha.statuses == {ORDER_ID: "completed"}
+
+
+def test_a_copy_of_our_order_made_by_hand_does_not_move_the_original(
+    ctx: ShopContext, kiotviet: FakeKiotViet, abaha: FakeAbaha
+) -> None:
+    apply_abaha_order(order_event(), ctx)
+    (made,) = made_in_kiotviet(kiotviet)
+    copy = kiotviet.create_order({"description": made["description"], "orderDetails": []})  # same marker
+    assert apply_kiotviet_order(kiotviet_status(copy.id, 4, made["description"]), ctx) == Outcome.IGNORED
+    assert abaha.statuses == {}
+    assert apply_kiotviet_order(kiotviet_status(made["id"], 4, made["description"]), ctx) == Outcome.APPLIED
+    assert abaha.statuses == {ORDER_ID: "cancelled"}
+
+
+def test_the_marker_is_trusted_when_the_link_was_lost(ctx: ShopContext, abaha: FakeAbaha) -> None:
+    description = f"Đơn Abaha DH98765 [abaha:{ORDER_ID}]"
+    assert apply_kiotviet_order(kiotviet_status(4242, 3, description), ctx) == Outcome.APPLIED
+    assert abaha.statuses == {ORDER_ID: "completed"}

@@ -1,7 +1,11 @@
 from __future__ import annotations
 
 import fakeredis
+import pytest
 
+from adapters import keys
+from adapters.links import LinkStore
+from adapters.pending import Applied, PendingStore
 from adapters.state import SyncState
 from adapters.syncruns import SyncRuns, Watermarks
 from workers.sync import next_entity
@@ -47,14 +51,22 @@ def test_watermarks_are_kept_per_shop_and_pull() -> None:
     assert marks.get("shop-42", "kiotviet:products") is None
 
 
-def test_forgetting_a_shop_leaves_other_shops_alone() -> None:
+@pytest.mark.parametrize("gone, kept", [("shop-4", "shop-42"), ("11", "shop-11"), ("stock", "shop-9"),
+                                        ("phone", "phone-2"), ("shop", "stock")])  # fmt: skip
+def test_forgetting_a_shop_leaves_other_shops_alone_whatever_their_names(gone: str, kept: str) -> None:
     redis = fakeredis.FakeRedis()
-    state, marks = SyncState(redis), Watermarks(redis)
-    for shop in ("shop-4", "shop-42"):
-        state.record_version(shop, "product", "1", 5)
+    state, marks, pending, links = SyncState(redis), Watermarks(redis), PendingStore(redis), LinkStore(redis)
+    for shop in (gone, kept):
+        pending.record_applied(shop, "product", {"1": Applied(5, "fp")})
         marks.set(shop, "kiotviet:products", "x")
         state.count(shop, "applied")
-    state.forget_shop("shop-4")
-    assert state.applied_version("shop-4", "product", "1") is None and marks.get("shop-4", "kiotviet:products") is None
-    assert state.applied_version("shop-42", "product", "1") == 5 and marks.get("shop-42", "kiotviet:products") == "x"
-    assert state.counts("shop-42")["applied"] == 1
+        links.link_customer(shop, 7, 8)
+        redis.set(keys.shop_key(shop, keys.LOCK, "stock", "11"), "held")
+    state.forget_shop(gone)
+    assert pending.applied(gone, "product", ["1"]) == {"1": None} and marks.get(gone, "kiotviet:products") is None
+    assert links.abaha_customer_for(gone, 7) == 8  # links are kept: saving the shop again makes nothing twice
+    assert pending.applied(kept, "product", ["1"]) == {"1": Applied(5, "fp")}
+    assert marks.get(kept, "kiotviet:products") == "x"
+    assert state.counts(kept)["applied"] == 1
+    assert redis.get(keys.shop_key(kept, keys.LOCK, "stock", "11")) == b"held"
+    assert redis.get(keys.shop_key(gone, keys.LOCK, "stock", "11")) is None

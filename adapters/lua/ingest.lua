@@ -1,0 +1,54 @@
+-- Accept a chunk of one shop's events: claim each event id once, drop what is older than what
+-- was applied (or a repeat of it), coalesce the rest into one pending record per entity.
+-- KEYS: prefix, ready zset.  ARGV: shop, claim ttl (s), drain flag ttl (s), then groups of six:
+-- event id, entity, mode, order, fingerprint, event JSON.
+-- Answers {new, coalesced, stale, duplicate, drain_needed}.
+local prefix, ready = KEYS[1], KEYS[2]
+local shop, claim_ttl, drain_ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local now = now_ms()
+local new, coalesced, stale, duplicate = 0, 0, 0, 0
+for i = 4, #ARGV, 6 do
+  local id, entity, mode, order, fp, event = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
+  if not redis.call('SET', prefix .. 'claim:' .. id, now, 'NX', 'EX', claim_ttl) then
+    duplicate = duplicate + 1
+  else
+    local signal, drop = 0, false
+    if mode == 's' then
+      signal, order = now, '-'
+    else
+      local kind, entity_id = split_entity(entity)
+      local applied = redis.call('HGET', prefix .. 'applied:' .. kind, entity_id)
+      if applied then
+        local ao, afp = string.match(applied, '^([^|]*)|([^|]*)')
+        local o, a = tonumber(order), tonumber(ao)
+        if a and (o < a or (o == a and fp == afp)) then
+          drop = true
+        elseif a and o == a and mode == 'k' then
+          signal = now -- equal version, other content: read what KiotViet holds now
+        end
+      end
+    end
+    if drop then
+      stale = stale + 1
+    else
+      if redis.call('HEXISTS', prefix .. 'pendmeta', entity) == 1 then
+        coalesced = coalesced + 1
+      else
+        new = new + 1
+      end
+      put_pending(prefix, entity, event, format(mode, order, fp, signal, 1, now), now, true)
+    end
+  end
+end
+local drain_needed = 0
+if new + coalesced > 0 then
+  redis.call('ZADD', ready, 'NX', now, shop)
+  if redis.call('SET', prefix .. 'drain', now, 'NX', 'EX', drain_ttl) then
+    drain_needed = 1
+  end
+end
+local stats = prefix .. 'stats'
+if coalesced > 0 then redis.call('HINCRBY', stats, 'coalesced', coalesced) end
+if stale > 0 then redis.call('HINCRBY', stats, 'stale', stale) end
+if duplicate > 0 then redis.call('HINCRBY', stats, 'duplicate', duplicate) end
+return {new, coalesced, stale, duplicate, drain_needed}

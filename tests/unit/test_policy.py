@@ -1,0 +1,86 @@
+"""The one failure policy of every job: permanent failures are not retried, `Retry-After` is
+honoured, and a replay from any path (the dashboard included) starts with the whole schedule."""
+
+from __future__ import annotations
+
+import fakeredis
+import pytest
+from rq import Retry, SimpleWorker
+from rq.job import Job, JobStatus
+from rq.serializers import JSONSerializer
+
+from adapters.errors import PermanentError, TransientError
+from adapters.inbox import RETRY_INTERVALS, event_queue, job_retry
+from admin.failed import requeue_failed
+from workers.policy import failure_policy, wait_at_least
+
+OUTCOMES: list[Exception | None] = []
+
+
+def flaky() -> str:
+    """A job that fails as the test says, in order."""
+    error = OUTCOMES.pop(0)
+    if error is not None:
+        raise error
+    return "done"
+
+
+def run(redis: fakeredis.FakeRedis) -> None:
+    worker = SimpleWorker([event_queue(redis)], connection=redis, serializer=JSONSerializer,
+                          exception_handlers=[failure_policy])  # fmt: skip
+    worker.work(burst=True)
+
+
+def enqueue(redis: fakeredis.FakeRedis) -> Job:
+    return event_queue(redis).enqueue(f"{__name__}.flaky", retry=job_retry())
+
+
+def refetch(job: Job, redis: fakeredis.FakeRedis) -> Job:
+    return Job.fetch(job.id, connection=redis, serializer=JSONSerializer)
+
+
+@pytest.fixture(autouse=True)
+def reset() -> None:
+    OUTCOMES.clear()
+
+
+def test_a_permanent_failure_is_not_retried(redis: fakeredis.FakeRedis) -> None:
+    job = enqueue(redis)
+    OUTCOMES.append(PermanentError("the surcharge code does not exist"))
+    run(redis)
+    assert refetch(job, redis).get_status() == JobStatus.FAILED
+
+
+def test_a_transient_failure_is_retried_on_the_schedule(redis: fakeredis.FakeRedis) -> None:
+    job = enqueue(redis)
+    OUTCOMES.append(TransientError("Abaha answered 503"))
+    run(redis)
+    again = refetch(job, redis)
+    assert again.get_status() == JobStatus.SCHEDULED
+    assert again.retries_left == len(RETRY_INTERVALS) - 1
+
+
+@pytest.mark.parametrize("replay", ["dashboard", "api"])
+def test_a_replay_after_failing_for_good_gets_the_whole_schedule_again(redis: fakeredis.FakeRedis, replay: str) -> None:
+    job = enqueue(redis)
+    OUTCOMES.append(PermanentError("ordering is turned off"))
+    run(redis)
+    registry = event_queue(redis).failed_job_registry
+    if replay == "dashboard":  # what rq-dashboard's Requeue does: RQ's own requeue, nothing more
+        registry.requeue(job.id)
+    else:
+        assert requeue_failed(redis) == [job.id]
+    OUTCOMES.append(TransientError("KiotViet answered 503"))  # one transient error after the fix
+    run(redis)
+    again = refetch(job, redis)
+    assert again.get_status() == JobStatus.SCHEDULED  # retried, not straight back to failed
+    assert again.retries_left == len(RETRY_INTERVALS) - 1
+
+
+def test_the_next_retry_waits_at_least_what_the_server_asked() -> None:
+    job = Job.create("bench.noop.noop", connection=fakeredis.FakeRedis(), retry=Retry(max=3, interval=[5, 30, 120]))
+    wait_at_least(job, 90.2)
+    assert job.get_retry_interval() == 91
+    job.retries_left = 1  # the last retry is already longer
+    wait_at_least(job, 60)
+    assert job.get_retry_interval() == 120

@@ -1,0 +1,115 @@
+"""Stock: a `stock.update` says *this changed*, KiotViet says *to what*, read in batches."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from schemas.kiotviet_webhook import normalize_delivery
+from tests.conftest import BRANCH, SHOP
+from tests.fakes import FakeAbaha, FakeKiotViet
+from wiring import Services
+
+Drain = Callable[[], int]
+
+
+def stock_delivery(services: Services, delivery_id: str, items: list[tuple[int, float, float]],
+                   branch: int = BRANCH) -> None:  # fmt: skip
+    """A `stock.update` delivery: (product, onHand, reserved) items, values KiotViet sent then."""
+    data = [{"ProductId": p, "ProductCode": f"SP{p}", "BranchId": branch, "OnHand": on_hand, "Reserved": reserved}
+            for p, on_hand, reserved in items]  # fmt: skip
+    body = {"Id": delivery_id, "Attempt": 1, "Notifications": [{"Action": "stock.update.500123456", "Data": data}]}
+    events = normalize_delivery(json.dumps(body).encode(), body, SHOP, "2026-11-30T08:00:00+00:00").events
+    services.inbox.accept(SHOP, events, branch_id=BRANCH)
+
+
+def on_abaha(abaha: FakeAbaha, *product_ids: int, **body: Any) -> None:
+    for product_id in product_ids:
+        abaha.products[product_id] = {"sku": f"SP{product_id}", "name": "x", "stock": None, **body}
+
+
+def test_the_value_written_is_the_one_kiotviet_holds_not_the_one_delivered(
+    services: Services, work_off: Drain, abaha: FakeAbaha, kiotviet: FakeKiotViet
+) -> None:
+    on_abaha(abaha, 3001)
+    kiotviet.add_product(3001)
+    kiotviet.set_stock(3001, BRANCH, 20, 2)
+    stock_delivery(services, "d1", [(3001, 9, 1)])
+    work_off()
+    assert abaha.products[3001]["stock"] == 18
+
+
+def test_a_late_redelivery_of_an_older_value_does_not_undo_the_current_stock(
+    services: Services, work_off: Drain, abaha: FakeAbaha, kiotviet: FakeKiotViet
+) -> None:
+    on_abaha(abaha, 3001)
+    kiotviet.add_product(3001)
+    kiotviet.set_stock(3001, BRANCH, 10)
+    stock_delivery(services, "first", [(3001, 10, 0)])
+    work_off()
+    kiotviet.set_stock(3001, BRANCH, 5)
+    stock_delivery(services, "second", [(3001, 5, 0)])
+    work_off()
+    stock_delivery(services, "first-late", [(3001, 10, 0)])  # KiotViet resends the first one, hours later
+    work_off()
+    assert abaha.products[3001]["stock"] == 5
+
+
+def test_two_items_for_one_product_in_one_delivery_end_at_kiotvietes_current_value(
+    services: Services, work_off: Drain, abaha: FakeAbaha, kiotviet: FakeKiotViet
+) -> None:
+    on_abaha(abaha, 3001)
+    kiotviet.add_product(3001)
+    kiotviet.set_stock(3001, BRANCH, 3)
+    stock_delivery(services, "d", [(3001, 7, 0), (3001, 3, 0)])
+    work_off()
+    assert abaha.products[3001]["stock"] == 3
+    assert abaha.count("patch_products") == 1
+
+
+def test_a_storm_of_6000_items_over_60_products_costs_a_few_reads_and_writes(
+    services: Services, work_off: Drain, abaha: FakeAbaha, kiotviet: FakeKiotViet
+) -> None:
+    products = list(range(5000, 5060))
+    on_abaha(abaha, *products)
+    for product in products:
+        kiotviet.add_product(product)
+        kiotviet.set_stock(product, BRANCH, 100 + product % 7)
+    for n in range(60):  # 60 deliveries of 100 items, every product changing again and again
+        stock_delivery(services, f"storm-{n}", [(products[(n + i) % 60], i, 0) for i in range(100)])
+    work_off()
+    assert {p: abaha.products[p]["stock"] for p in products} == {p: 100 + p % 7 for p in products}
+    assert kiotviet.count("stock_page") + kiotviet.count("product") <= 3
+    assert abaha.count("patch_products") <= 2
+
+
+def test_stock_of_another_branch_is_ignored(services: Services, work_off: Drain, abaha: FakeAbaha) -> None:
+    stock_delivery(services, "other", [(3001, 4, 0)], branch=12)
+    work_off()
+    assert abaha.calls == []
+    assert services.state.counts(SHOP)["ignored"] == 1
+
+
+def test_stock_of_a_product_abaha_lacks_sends_the_whole_product(
+    services: Services, work_off: Drain, abaha: FakeAbaha, kiotviet: FakeKiotViet
+) -> None:
+    kiotviet.add_product(3001, code="SP000123", name="Áo", masterProductId=None)
+    kiotviet.set_stock(3001, BRANCH, 9, 1)
+    stock_delivery(services, "new", [(3001, 9, 1)])
+    work_off()
+    assert abaha.products[3001]["sku"] == "SP000123"
+    assert abaha.products[3001]["stock"] == 8
+
+
+def test_a_product_missing_from_the_recent_changes_is_read_by_itself(
+    services: Services, work_off: Drain, abaha: FakeAbaha, kiotviet: FakeKiotViet
+) -> None:
+    on_abaha(abaha, 3001)
+    kiotviet.add_product(3001)
+    kiotviet.set_stock(3001, BRANCH, 6)
+    kiotviet.products[3001]["stockModifiedDate"] = "2026-01-01T00:00:00+07:00"  # its change is long past
+    stock_delivery(services, "late", [(3001, 1, 0)])
+    work_off()
+    assert "product 3001" in kiotviet.calls
+    assert abaha.products[3001]["stock"] == 6

@@ -1,0 +1,63 @@
+"""The one failure policy of every job, registered once with the worker (`Worker(exception_handlers=…)`).
+
+- A PermanentError is not retried: retrying cannot help until someone changes something.
+- A TransientError that says how long to wait (`Retry-After`) stretches the next retry to it.
+- A job that fails for good is marked, so that when an operator replays it (the dashboard, the
+  API or the CLI alike, whatever they do to the job) and it fails again, it starts again with
+  the whole retry schedule.
+"""
+
+from __future__ import annotations
+
+import math
+from types import TracebackType
+
+import structlog
+from rq.job import Job
+
+from adapters.errors import PermanentError, TransientError
+from adapters.inbox import RETRY_INTERVALS
+from adapters.state import SyncState
+from schemas.events import Outcome
+
+log = structlog.get_logger(__name__)
+REPLAY_RESETS_RETRIES = "failed_for_good"
+
+
+def failure_policy(job: Job, exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> bool:
+    """RQ exception handler: decide the retry before RQ does; True lets RQ go on as usual."""
+    if job.meta.pop(REPLAY_RESETS_RETRIES, None):  # it failed for good before: someone replayed it
+        job.retries_left = len(RETRY_INTERVALS)
+        job.retry_intervals = list(RETRY_INTERVALS)
+    if isinstance(exc, PermanentError):
+        job.retries_left = 0
+    elif isinstance(exc, TransientError) and exc.retry_after and job.retries_left:
+        wait_at_least(job, exc.retry_after)
+    if not job.retries_left:
+        job.meta[REPLAY_RESETS_RETRIES] = True
+        count_failure(job)
+        log.error("job.failed", job_id=job.id, reason=str(exc)[:500], error=exc_type.__name__)
+    else:
+        log.warning("job.retry_later", job_id=job.id, reason=str(exc)[:500], error=exc_type.__name__,
+                    retries_left=job.retries_left)  # fmt: skip
+    job.save_meta()  # type: ignore[no-untyped-call]
+    return True
+
+
+def wait_at_least(job: Job, seconds: float) -> None:
+    """Stretch the job's next retry to what the server asked for (`Retry-After`)."""
+    intervals = list(job.retry_intervals or [0])
+    index = min(max(len(intervals) - (job.retries_left or 0), 0), len(intervals) - 1)
+    intervals[index] = max(intervals[index], math.ceil(seconds))
+    job.retry_intervals = intervals
+
+
+def count_failure(job: Job) -> None:
+    """A change's job failed for good: counted for its shop, for operators."""
+    first = job.args[0] if job.args else None
+    if not isinstance(first, dict) or not first.get("shop_id"):
+        return  # not a change (a full-sync page reports its error with its run)
+    seconds, micros = job.connection.time()
+    state = SyncState(job.connection)
+    state.count(first["shop_id"], Outcome.FAILED)
+    state.record_failure(first["shop_id"], int(seconds) * 1000 + int(micros) // 1000, str(first.get("entity_id")))
