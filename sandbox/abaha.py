@@ -37,7 +37,7 @@ class AbahaShop:
     # Real Abaha stamps whole seconds ("seconds"). Finer by default for now: with whole seconds the
     # service takes an Abaha change made in the same second as a KiotViet one for the older one
     # (tests/integration/test_customers.py::test_a_phone_known_in_kiotviet_is_matched_not_duplicated)
-    timespec: str = "microseconds"
+    timespec: str = "seconds"  # real Abaha stamps whole seconds
 
 
 class AbahaSandbox:

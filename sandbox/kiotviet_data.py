@@ -67,7 +67,7 @@ class Retailer:
     order_hold: OrderHold | None = None
     get_requests: int = 0
     # how deliveries are signed: one of sandbox.kiotviet_delivery.SIGNATURE_STYLES
-    signature_style: str = "hex"
+    signature_style: str = "kiotviet-live"  # what real KiotViet sends (kiotviet-api.md §4)
     # the latest deliveries by `Id`, oldest first, to list and resend
     deliveries: dict[str, Delivery] = field(default_factory=dict)
     calls: deque[Call] = field(default_factory=lambda: deque(maxlen=CALLS_KEPT))

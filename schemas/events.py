@@ -54,6 +54,12 @@ class Event:
         """`version` as microseconds since the epoch, for ordering."""
         return to_micros(self.version)
 
+    @property
+    def version_second(self) -> int:
+        """`version` to the second, in microseconds: how versions of both sides compare, since
+        Abaha stamps whole seconds (within one second, the later-received change wins)."""
+        return to_micros(self.version) // 1_000_000 * 1_000_000
+
 
 class EventSchema(Schema):
     """Validates a job's argument back into an Event."""

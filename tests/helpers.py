@@ -20,8 +20,9 @@ def sample(name: str) -> dict[str, Any]:
 
 
 def sign(body: bytes, secret: str) -> str:
-    """KiotViet's signature as the sandbox sends it: hex HMAC-SHA256 keyed by the secret's text."""
-    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    """KiotViet's signature as live deliveries carry it (and the sandbox sends it): `sha1=`
+    followed by the hex HMAC-SHA256 keyed by the secret's text."""
+    return "sha1=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 def wait_for(probe: Callable[[], T | None], deadline: float = 20.0, interval: float = 0.05) -> T:

@@ -4,7 +4,8 @@ For each customer the service keeps the fingerprint of the content it knows is o
 (what it wrote there, or what came from there), over the fields both directions carry. A change
 reported with exactly that content is our own write echoing back, or the same content pulled
 again, and is dropped; a real edit has other content and goes through. Conflicts resolve by
-modification time: both sides' changes of a linked customer share one version guard. A field
+modification time, to the second (Abaha stamps whole seconds; within one second the change
+received later wins): both sides' changes of a linked customer share one version guard. A field
 the other side does not know is never sent (absent, not null), so nothing is erased.
 """
 
@@ -57,7 +58,7 @@ def apply_kiotviet_customer(event: Event, ctx: ShopContext) -> Outcome:
     def write() -> None:
         write_customer_to_abaha(customer, group_ids(customer, ctx), ctx)
 
-    return guarded(ctx, "customer", str(customer.id), event.version_micros, content, write)
+    return guarded(ctx, "customer", str(customer.id), event.version_second, content, write)
 
 
 def write_customer_to_abaha(customer: KvCustomer, groups: list[int], ctx: ShopContext) -> None:
@@ -124,7 +125,7 @@ def apply_abaha_customer(event: Event, ctx: ShopContext) -> Outcome:
                         ctx.kiotviet.update_customer(kv, kiotviet_customer_body(customer, ctx))
                 link_on_abaha(customer, kv, ctx)
 
-        return guarded(ctx, "customer", str(kv), event.version_micros, content, write)
+        return guarded(ctx, "customer", str(kv), event.version_second, content, write)
 
 
 def create_kiotviet_customer(customer: AbahaCustomer, content: str, ctx: ShopContext) -> int:

@@ -105,7 +105,7 @@ def expected_signature(style: str, body: bytes, secret: str) -> str:
 def test_each_signature_style_signs_the_exact_body(peers: Peers, style: str) -> None:
     received = receiving(responses.mock)
     peers.hook("product.update", secret=SECRET)
-    if style != "hex":  # hex is the default
+    if style != "kiotviet-live":  # what real KiotViet sends is the default
         assert peers.control("POST", "/signature", {"style": style}).get_json() == {"style": style}
     peers.control("POST", "/products/3001", {"basePrice": 1})
     (body,) = received.bodies
@@ -114,7 +114,7 @@ def test_each_signature_style_signs_the_exact_body(peers: Peers, style: str) -> 
 
 def test_an_unknown_signature_style_is_refused(peers: Peers) -> None:
     assert peers.control("POST", "/signature", {"style": "md5"}).status_code == 400
-    assert peers.retailer.signature_style == "hex"
+    assert peers.retailer.signature_style == "kiotviet-live"
 
 
 @responses.activate
