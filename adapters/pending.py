@@ -22,7 +22,7 @@ import redis
 
 from adapters import keys
 from schemas.changes import Change, Mode
-from schemas.events import Event, EventSchema
+from schemas.events import Event, EventSchema, to_micros
 
 CHUNK = 200  # events per ingest script: about a millisecond of Redis time
 CLAIM_SECONDS = 30 * 24 * 3600
@@ -63,8 +63,10 @@ class Pending:
         return self.entity.split(":", 1)[1]
 
     def needs_read(self, applied: Applied | None) -> bool:
-        """A signal newer than the last read of this entity: ask the source what it holds now."""
-        return self.meta.signal_at > (applied.read_at if applied else 0)
+        """A signal newer than the last read of this entity (the applied one's, or the read
+        this record carries): ask the source what it holds now."""
+        own = to_micros(self.event.received_at) // 1000 if self.meta.mode is Mode.READ else 0
+        return self.meta.signal_at > max(applied.read_at if applied else 0, own)
 
 
 @dataclass(frozen=True)
@@ -195,6 +197,13 @@ class PendingStore:
     def claim_drain(self, shop_id: str, seconds: int = DRAIN_FLAG_SECONDS) -> bool:
         """True when no drain of the shop is queued yet (the caller queues one)."""
         return bool(self._redis.set(keys.shop_key(shop_id, keys.DRAIN), "1", nx=True, ex=seconds))
+
+    def which_pending(self, shop_id: str, entities: Sequence[str]) -> set[str]:
+        """Which of these entities are pending now."""
+        if not entities:
+            return set()
+        found = self._redis.hmget(keys.shop_key(shop_id, keys.PENDING_META), list(entities))
+        return {e for e, meta in zip(entities, found, strict=True) if meta is not None}
 
     def pending_count(self, shop_id: str) -> int:
         return int(self._redis.zcard(keys.shop_key(shop_id, keys.PENDING_ORDER)))  # type: ignore[arg-type]

@@ -40,6 +40,7 @@ class Work:
     ctx: ShopContext
     taken_at: int  # Redis ms when the batch was taken: every read made for it is at least this new
     repair: bool = False  # a full sync rewrites what is already at the same version
+    pending_left: int = 0  # entities of the shop still pending after this batch was taken
     follow_ups: list[Change] = field(default_factory=list)  # changes the batch found to make
 
     @property

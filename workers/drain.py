@@ -54,7 +54,7 @@ def drain_shop(shop_id: str) -> dict[str, Any]:
     structlog.contextvars.bind_contextvars(shop_id=shop_id, batch_id=batch.batch_id)
     try:
         with renewing(services, shop_id, batch.batch_id):
-            done, follow_ups = run(batch.entries, batch.taken_at, services, shop_id)
+            done, follow_ups = run(batch.entries, batch.taken_at, services, shop_id, pending_left=batch.pending_left)
         left = services.pending.finish(shop_id, batch.batch_id, releases(batch.entries, done, services))
         services.inbox.accept_changes(shop_id, follow_ups)
         counted = count(services, shop_id, done, batch.entries)
@@ -150,13 +150,13 @@ def pending_of(change: Change, now: int) -> Pending:
 
 
 def run(entries: Sequence[Pending], taken_at: int, services: Services, shop_id: str, *, repair: bool = False,
-        priority: str = WEBHOOK) -> tuple[BatchOutcome, list[Change]]:  # fmt: skip
+        priority: str = WEBHOOK, pending_left: int = 0) -> tuple[BatchOutcome, list[Change]]:  # fmt: skip
     """Apply entries with the shop's clients; a shop no longer connected ignores them."""
     ctx = shop_context(services, shop_id, priority)
     if ctx is None:
         log.info("drain.shop_not_connected")
         return BatchOutcome(results={e.entity: Result(Outcome.IGNORED) for e in entries}), []
-    work = Work(ctx, taken_at, repair=repair)
+    work = Work(ctx, taken_at, repair=repair, pending_left=pending_left)
     return apply_batch(entries, work, APPLIERS), work.follow_ups
 
 

@@ -65,7 +65,9 @@ def apply_stock(entries: Sequence[Pending], work: Work) -> dict[str, Result]:
 
 def read_current(entries: Sequence[Pending], work: Work) -> dict[int, int]:
     """Each product's sellable stock at the branch now (MISSING when KiotViet has no such
-    product): pages of recent changes while that is cheaper than a request per product."""
+    product): pages of recent changes while that is cheaper than a request per product. What the
+    pages show of products waiting in later batches (a stock count of the whole shop) is made
+    pending with them as read, so their batches need no read of their own."""
     wanted = {int(e.entity_id) for e in entries}
     if not wanted:
         return {}
@@ -73,15 +75,16 @@ def read_current(entries: Sequence[Pending], work: Work) -> dict[int, int]:
     since = datetime.fromtimestamp(since_ms / 1000, VIETNAM).isoformat(timespec="seconds")
     found: dict[int, int] = {}
     offset: int | None = 0
-    while offset is not None and wanted - found.keys():
+    while offset is not None:
         page = work.ctx.kiotviet.stock_page(work.branch, offset, since=since)
-        for row in page.items:
-            if row.product_id in wanted:
-                inventory = row.at(work.branch)
-                found[row.product_id] = sellable(inventory.on_hand, inventory.reserved) if inventory else 0
+        values = {r.product_id: sellable(i.on_hand, i.reserved) if (i := r.at(work.branch)) else 0 for r in page.items}
+        found.update({p: v for p, v in values.items() if p in wanted})
+        shared = share_reads(work, {p: v for p, v in values.items() if p not in wanted})
         offset = page.next_offset(offset)
-        if offset is not None and math.ceil((page.total - offset) / PAGE_SIZE) > len(wanted - found.keys()):
-            break  # fewer requests to read the rest one by one
+        left = len(wanted - found.keys())
+        pages_left = math.ceil((page.total - offset) / PAGE_SIZE) if offset is not None else 0
+        if (not left and not shared) or (left and pages_left > left + work.pending_left):
+            break  # nothing more to learn here, or fewer requests to read the rest one by one
     for product_id in sorted(wanted - found.keys()):
         product = work.ctx.kiotviet.product(product_id)
         inventory = product.inventory_at(work.branch) if product else None
@@ -147,6 +150,15 @@ def plan_stock(
         else:
             results[entry.entity] = Result(Outcome.UNCHANGED, state)
     return results, changed, items
+
+
+def share_reads(work: Work, values: dict[int, int]) -> int:
+    """Values read for this batch of products pending in later ones: made pending as read.
+    Answers how many there were."""
+    waiting = work.ctx.pending.which_pending(work.shop, [f"stock:{p}" for p in values])
+    work.follow_ups += [stock_read(work.shop, work.branch, int(e.split(":")[1]), values[int(e.split(":")[1])],
+                                   work.taken_at) for e in sorted(waiting)]  # fmt: skip
+    return len(waiting)
 
 
 def product_check(work: Work, product_id: int) -> Change:

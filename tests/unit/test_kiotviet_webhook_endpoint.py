@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from adapters import keys
 from adapters.connections import RETIRED_SECRET_GRACE_SECONDS, Connection, ConnectionSecrets, HookSecret
+from admin.quarantine import admit
 from app import create_app
 from config import Settings
 from sandbox.stack import free_port
@@ -265,3 +266,16 @@ def test_secrets_sealed_under_another_secret_key_quarantine_with_the_fix_named(
     response = create_app(services=other).test_client().post(URL, data=BODY, headers={"X-Hub-Signature": "x"})
     assert (response.status_code, response.json) == (200, REJECTED)
     assert "SECRET_KEY changed" in other.quarantine.entries(SHOP)[0].reason
+
+
+def test_a_delivery_quarantined_while_secrets_could_not_be_read_is_admitted_once_they_can(
+    settings: Settings, services: Services
+) -> None:
+    other = services_on(settings.with_overrides({"secret_key": "a mistaken key"}), services.redis, "redis://fake")
+    create_app(services=other).test_client().post(URL, data=BODY, headers={"X-Hub-Signature": sign(BODY, SECRET)})
+    assert pending(services) == 0
+    (kept,) = services.quarantine.entries(SHOP)
+    result = admit(services, SHOP)  # the deployment's SECRET_KEY is right again
+    assert (result.admitted, result.still_rejected) == ([kept.id], [])
+    assert pending(services) == 1
+    assert services.quarantine.entries(SHOP) == []
