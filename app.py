@@ -46,6 +46,9 @@ def create_app(overrides: Mapping[str, Any] | None = None, services: Services | 
 def register_admin(app: Flask, services: Services) -> None:
     app.register_blueprint(views.blueprint)
     rq_dashboard.web.config.serializer = JSONSerializer
+    # the dashboard's own Requeue reads jobs without the JSON serializer (and so loses what a job
+    # keeps); these take its place and replay the way the API and the CLI do
+    app.register_blueprint(views.dashboard_replays, url_prefix="/admin/rq")
     app.register_blueprint(rq_dashboard.blueprint, url_prefix="/admin/rq")
     app.redis_conn = services.redis  # type: ignore[attr-defined]  # where rq-dashboard looks
     app.config["RQ_DASHBOARD_REDIS_URL"] = (services.redis_url,)

@@ -83,10 +83,10 @@ def _exc_string(job: Job) -> str:
 
 
 def requeue_failed(redis_client: redis.Redis, shop_id: str | None = None, kind: str | None = None,
-                   job_id: str | None = None) -> list[str]:  # fmt: skip
+                   job_id: str | None = None, queue: str | None = None) -> list[str]:  # fmt: skip
     """Put matching failed jobs back on their queue, each with its whole retry schedule."""
     requeued: list[str] = []
-    for name in QUEUES:
+    for name in [q for q in QUEUES if queue in (None, q)]:
         registry = event_queue(redis_client, name).failed_job_registry
         for found in registry.get_job_ids():
             if job_id not in (None, found):

@@ -100,3 +100,22 @@ def requeue() -> Response | tuple[Response, int]:
     requeued = requeue_failed(current_services().redis, body.get("shop_id"), body.get("type"))
     log.info("failed.requeued", count=len(requeued), shop_id=body.get("shop_id"), type=body.get("type"))
     return jsonify(requeued=len(requeued), job_ids=requeued)
+
+
+dashboard_replays = Blueprint("dashboard_replays", __name__)
+
+
+@dashboard_replays.post("/job/<job_id>/requeue")
+def dashboard_requeue_one(job_id: str) -> Response:
+    """The dashboard's Requeue of one job, with the whole retry schedule."""
+    requeued = requeue_failed(current_services().redis, job_id=job_id)
+    log.info("failed.requeued", count=len(requeued), job_id=job_id, via="dashboard")
+    return jsonify(status="OK" if requeued else "ERROR")
+
+
+@dashboard_replays.route("/requeue/<queue_name>", methods=["GET", "POST"])
+def dashboard_requeue_all(queue_name: str) -> Response:
+    """The dashboard's Requeue All of a queue, with the whole retry schedule."""
+    requeued = requeue_failed(current_services().redis, queue=queue_name)
+    log.info("failed.requeued", count=len(requeued), queue=queue_name, via="dashboard")
+    return jsonify(status="OK", count=len(requeued))

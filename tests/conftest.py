@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import fakeredis
@@ -88,7 +89,7 @@ def work_off(monkeypatch: pytest.MonkeyPatch, services: Services, ctx: ShopConte
     later (a retry) stay scheduled."""
 
     def context(_: Services, shop_id: str, priority: str = "webhook") -> ShopContext | None:
-        return ctx if shop_id == ctx.connection.shop_id else None
+        return replace(ctx, memo={}) if shop_id == ctx.connection.shop_id else None  # a batch's own
 
     for module in ("workers.drain", "workers.sync", "workers.reconcile"):
         monkeypatch.setattr(f"{module}.process_services", lambda: services)

@@ -10,7 +10,7 @@ from adapters.kiotviet import BudgetExhausted
 from adapters.pending import Applied, Pending
 from schemas.events import Event, Outcome, plain_json
 from workers import customers, orders
-from workers.apply import Applier, Result, Work, failure
+from workers.apply import Applier, Postponed, Result, Work, failure
 from workers.categories import apply_categories, apply_price_books
 from workers.context import ShopContext
 from workers.prices import apply_prices
@@ -29,6 +29,9 @@ def one_by_one(kind: str, handler: Handler, reader: Reader | None = None) -> App
         applied = work.ctx.pending.applied(work.shop, kind, [e.entity_id for e in entries])
         results: dict[str, Result] = {}
         for entry in entries:
+            if work.out_of_time():  # one KiotViet order after another: the rest in the next batch
+                results[entry.entity] = Result(Outcome.RETRYING, error=Postponed("the batch ran out of time"))
+                continue
             try:
                 event = entry.event
                 was_read = reader is not None and entry.needs_read(applied[entry.entity_id])

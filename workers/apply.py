@@ -9,6 +9,7 @@ a job of its own, so one bad item cannot hold back the others.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -22,6 +23,13 @@ from schemas.events import Outcome, to_micros
 from workers.context import ShopContext
 
 log = structlog.get_logger(__name__)
+
+
+BATCH_SECONDS = 40  # a batch stops starting new entities after this (RQ stops a job at 100 s)
+
+
+class Postponed(TransientError):
+    """The batch ran out of time before this entity: pending again, at once."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,11 @@ class Work:
     taken_at: int  # Redis ms when the batch was taken: every read made for it is at least this new
     repair: bool = False  # a full sync rewrites what is already at the same version
     pending_left: int = 0  # entities of the shop still pending after this batch was taken
+    deadline: float = field(default_factory=lambda: time.monotonic() + BATCH_SECONDS)
+
+    def out_of_time(self) -> bool:
+        return time.monotonic() > self.deadline
+
     follow_ups: list[Change] = field(default_factory=list)  # changes the batch found to make
 
     @property
@@ -80,7 +93,8 @@ Applier = Callable[[Sequence[Pending], Work], dict[str, Result]]
 @dataclass
 class BatchOutcome:
     results: dict[str, Result] = field(default_factory=dict)
-    deferred: list[Pending] = field(default_factory=list)
+    deferred: list[Pending] = field(default_factory=list)  # a peer or the budget: later, backing off
+    postponed: list[Pending] = field(default_factory=list)  # the batch's time ran out: next batch
     retry_after: float | None = None
 
 
@@ -89,30 +103,35 @@ def apply_batch(entries: Sequence[Pending], work: Work, appliers: dict[str, Appl
     done = BatchOutcome()
     for kind in KINDS:
         group = [e for e in entries if e.kind == kind]
-        if not group:
-            continue
-        try:
-            results = appliers[kind](group, work)
-        except TransientError as exc:
-            log.warning("batch.kind_deferred", kind=kind, entities=len(group), reason=str(exc))
-            done.deferred += group
-            done.retry_after = max(done.retry_after or 0, exc.retry_after or 0) or None
-            continue
-        except Exception as exc:  # a bug or an unforeseen answer: each entity gets a job of its own
-            log.exception("batch.kind_failed", kind=kind, entities=len(group))
-            results = {e.entity: Result(Outcome.RETRYING, error=exc) for e in group}
-        missing = [e.entity for e in group if e.entity not in results]
-        if missing:
-            raise AssertionError(f"the {kind} applier gave no result for {missing[:5]}")
-        for entry in group:
-            error = results[entry.entity].error
-            if isinstance(error, BudgetExhausted):  # the shop's budget, not this entity: later
-                done.deferred.append(entry)
-                done.retry_after = max(done.retry_after or 0, error.retry_after or 0) or None
-            else:
-                done.results[entry.entity] = results[entry.entity]
+        if group:
+            apply_kind(kind, group, work, appliers[kind], done)
     unknown = {e.kind for e in entries} - set(KINDS)
     for entry in entries:
         if entry.kind in unknown:
             done.results[entry.entity] = Result(Outcome.IGNORED)
     return done
+
+
+def apply_kind(kind: str, group: list[Pending], work: Work, applier: Applier, done: BatchOutcome) -> None:
+    try:
+        results = applier(group, work)
+    except TransientError as exc:
+        log.warning("batch.kind_deferred", kind=kind, entities=len(group), reason=str(exc))
+        done.deferred += group
+        done.retry_after = max(done.retry_after or 0, exc.retry_after or 0) or None
+        return
+    except Exception as exc:  # a bug or an unforeseen answer: each entity gets a job of its own
+        log.exception("batch.kind_failed", kind=kind, entities=len(group))
+        results = {e.entity: Result(Outcome.RETRYING, error=exc) for e in group}
+    missing = [e.entity for e in group if e.entity not in results]
+    if missing:
+        raise AssertionError(f"the {kind} applier gave no result for {missing[:5]}")
+    for entry in group:
+        error = results[entry.entity].error
+        if isinstance(error, Postponed):
+            done.postponed.append(entry)
+        elif isinstance(error, BudgetExhausted):  # the shop's budget, not this entity: later
+            done.deferred.append(entry)
+            done.retry_after = max(done.retry_after or 0, error.retry_after or 0) or None
+        else:
+            done.results[entry.entity] = results[entry.entity]

@@ -11,6 +11,7 @@ schedule, or kept in RQ's failed registry with the operator's message until some
 
 from __future__ import annotations
 
+import re
 import threading
 import traceback
 from collections import Counter
@@ -31,13 +32,14 @@ from adapters.errors import TransientError
 from adapters.inbox import APPLY_CHANGE, FAILED_TTL, JOB_SECONDS, RETRY_INTERVALS, event_queue, job_retry
 from adapters.pending import Action, Meta, Pending, Release
 from schemas.changes import Change, Mode, change_of
-from schemas.events import Event, EventSchema, Outcome
+from schemas.events import Event, EventSchema, Outcome, event_id
 from wiring import Services
 from workers.appliers import APPLIERS
 from workers.apply import BatchOutcome, Result, Work, apply_batch
 from workers.context import process_services, shop_context
 
 log = structlog.get_logger(__name__)
+SAFE_JOB_ID = re.compile(r"^[A-Za-z0-9_-]+$")
 BATCH_LIMIT = 500
 LEASE_MS = 30_000  # renewed every RENEW_SECONDS while the batch is applied; a dead worker's runs out
 RENEW_SECONDS = 10
@@ -64,7 +66,7 @@ def drain_shop(shop_id: str) -> dict[str, Any]:
             services.inbox.enqueue_drain(shop_id, wait)
         else:
             services.redis.delete(keys.shop_key(shop_id, keys.BACKOFF))
-            if left:
+            if left or done.postponed:
                 services.inbox.wake(shop_id)
         kinds = dict(Counter(e.kind for e in batch.entries))
         log.info("drain.done", entities=len(batch.entries), kinds=kinds, pending_left=left, **counted)
@@ -106,7 +108,7 @@ def apply_alone(event: Event, read: bool, services: Services) -> Outcome:
     applied = result.applied if result and result.outcome not in (Outcome.FAILED, Outcome.RETRYING) else None
     services.pending.finish(event.shop_id, lease_id, [Release(change.entity, Action.DONE, applied)])
     services.inbox.accept_changes(event.shop_id, follow_ups)
-    if done.deferred:
+    if done.deferred or done.postponed:
         raise TransientError(f"{change.entity}: KiotViet or Abaha is unavailable for now", done.retry_after)
     assert result is not None
     if result.error is not None and result.outcome in (Outcome.FAILED, Outcome.RETRYING):
@@ -129,7 +131,7 @@ def apply_now(services: Services, shop_id: str, changes: Sequence[Change], *, re
     try:
         with renewing(services, shop_id, lease_id):
             done, follow_ups = run(entries, now, services, shop_id, repair=repair, priority=priority)
-        deferred = {e.entity for e in done.deferred}
+        deferred = {e.entity for e in done.deferred + done.postponed}
         later += [c for c in unique if c.entity in deferred]
         done_entries = [e for e in entries if e.entity not in deferred]
         services.pending.finish(shop_id, lease_id, releases(done_entries, done, services))
@@ -162,7 +164,7 @@ def run(entries: Sequence[Pending], taken_at: int, services: Services, shop_id: 
 
 def releases(entries: Sequence[Pending], done: BatchOutcome, services: Services) -> list[Release]:
     """Each entity released with what became of it; failures go to jobs of their own."""
-    deferred = {e.entity for e in done.deferred}
+    deferred = {e.entity for e in done.deferred + done.postponed}
     out = []
     for entry in entries:
         if entry.entity in deferred:
@@ -194,6 +196,11 @@ def single_job(entry: Pending, services: Services) -> Job:
         result_ttl=24 * 3600,
         failure_ttl=FAILED_TTL,
     )
+
+
+def job_id_of(event: Event) -> str:
+    """The change's job id: its event id when RQ takes that as an id, else a hash of it."""
+    return event.id if SAFE_JOB_ID.match(event.id) else event_id("job", event.id)
 
 
 def keep_failed(entry: Pending, error: BaseException | None, services: Services) -> None:

@@ -106,18 +106,31 @@ def adopt_existing(order: AbahaOrder, since_text: str | None, ctx: ShopContext) 
     """Find a KiotViet order made from this Abaha order, by the marker in its description."""
     if since_text is None:
         return None
-    since = (datetime.fromisoformat(since_text) - ADOPT_WINDOW).isoformat()
-    offset: int | None = 0
-    found: list[KvOrder] = []
-    while offset is not None:
-        page = ctx.kiotviet.orders_page(ctx.connection.branch_id, offset, since=since)
-        found += [o for o in page.items if marker_of(o.description) == order.id]
-        offset = page.next_offset(offset)
+    found = marked_orders(ctx, datetime.fromisoformat(since_text) - ADOPT_WINDOW).get(order.id)
     if not found:
         return None
     first = min(found, key=lambda o: o.id)  # a copy made by hand later carries the marker too
     log.warning("order.adopted", abaha_order=order.code, kv_order_code=first.code)
     return ctx.links.record_created(ctx.connection.shop_id, order.id, first.id, first.code)
+
+
+def marked_orders(ctx: ShopContext, since: datetime) -> dict[int, list[KvOrder]]:
+    """The branch's orders modified since `since` that carry a marker, by the Abaha order named.
+    Read once for a batch: the orders of a reconciliation's batch are looked for in one scan."""
+    scanned: tuple[datetime, dict[int, list[KvOrder]]] | None = ctx.memo.get("marked_orders")
+    if scanned is not None and scanned[0] <= since:
+        return scanned[1]
+    found: dict[int, list[KvOrder]] = {}
+    offset: int | None = 0
+    while offset is not None:
+        page = ctx.kiotviet.orders_page(ctx.connection.branch_id, offset, since=since.isoformat())
+        for item in page.items:
+            marked = marker_of(item.description)
+            if marked is not None:
+                found.setdefault(marked, []).append(item)
+        offset = page.next_offset(offset)
+    ctx.memo["marked_orders"] = (since, found)
+    return found
 
 
 def finish(order: AbahaOrder, record: dict[str, Any], ctx: ShopContext) -> None:

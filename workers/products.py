@@ -18,7 +18,7 @@ from adapters.errors import AbahaRejected, PermanentError, TransientError
 from adapters.kiotviet import BudgetExhausted
 from adapters.pending import Applied, Pending
 from schemas.changes import Change, Mode, fingerprint, micros_of
-from schemas.events import Event, Outcome, iso_from_ms, plain_json
+from schemas.events import Event, Outcome, event_id, iso_from_ms, plain_json
 from schemas.kiotviet import KvProduct
 from workers.apply import Result, Work, failure, read_at_of
 
@@ -238,7 +238,7 @@ def whole_units(base_sellable: int, conversion: float | None) -> int:
 def stock_signal(work: Work, product_id: int) -> Change:
     """ "Read this product's stock": a change the batch makes for itself."""
     event = Event(
-        id=f"stock-check-{work.shop}-{product_id}-{work.taken_at}",
+        id=event_id("stock-check", work.shop, product_id, work.taken_at),
         source="kiotviet",
         type="stock.update",
         shop_id=work.shop,

@@ -29,7 +29,7 @@ from adapters.inbox import SYNC_QUEUE, event_queue
 from adapters.kiotviet import BudgetExhausted
 from adapters.syncruns import Watermarks
 from schemas.changes import Change, change_of, micros_of, read_change
-from schemas.events import Event, iso_utc, plain_json
+from schemas.events import Event, event_id, iso_utc, plain_json
 from schemas.kiotviet import parse_kiotviet_datetime
 from wiring import Services
 from workers import hooks
@@ -114,7 +114,10 @@ def reconcile_shop(shop_id: str) -> dict[str, Any]:
                 pulled[name] = "failed"
                 ctx.state.report(shop_id, f"reconciliation of {name} failed, tried again next time: {exc}")
                 log.warning("reconcile.pull_failed", pull=name, error=str(exc))
-        pulled["warnings"] = refresh_webhooks(services, ctx)
+        try:
+            pulled["warnings"] = refresh_webhooks(services, ctx)
+        except SyncError as exc:  # the budget included: the next pull looks again
+            log.warning("reconcile.webhooks_not_checked", error=str(exc))
         log.info("reconcile.done", **pulled)
         return {"outcome": "done", **pulled}
     finally:
@@ -184,7 +187,7 @@ def _kiotviet_change(ctx: ShopContext, kind: str, entity: str, item: Any, versio
     shop, received = ctx.connection.shop_id, iso_utc(datetime.now(UTC))
     data = plain_json(asdict(item))
     event = Event(
-        id=f"reconcile-{shop}-{entity}-{version}",
+        id=event_id("reconcile", shop, entity, version),
         source="kiotviet",
         type=kind,
         shop_id=shop,
@@ -198,7 +201,7 @@ def _kiotviet_change(ctx: ShopContext, kind: str, entity: str, item: Any, versio
 
 def _removed(ctx: ShopContext, kind: str, ids: tuple[int, ...]) -> list[Change]:
     shop, received = ctx.connection.shop_id, iso_utc(datetime.now(UTC))
-    events = [Event(id=f"reconcile-{shop}-{kind}-{i}-{received}", source="kiotviet", type=kind, shop_id=shop,
+    events = [Event(id=event_id("reconcile", shop, kind, i, received), source="kiotviet", type=kind, shop_id=shop,
                     entity_id=str(i), version=received, received_at=received, data={"id": i}) for i in ids]  # fmt: skip
     return [c for c in (change_of(e) for e in events) if c is not None]
 
@@ -269,7 +272,7 @@ def read_kiotviet_orders(ctx: ShopContext, checkpoint: dict[str, Any]) -> Iterat
 
 def _abaha_changes(ctx: ShopContext, kind: str, items: list[Any]) -> list[Change]:
     shop, received = ctx.connection.shop_id, iso_utc(datetime.now(UTC))
-    events = [Event(id=f"reconcile-{shop}-{kind}-{i.id}-{i.updated_at}", source="abaha", type=kind, shop_id=shop,
+    events = [Event(id=event_id("reconcile", shop, kind, i.id, i.updated_at), source="abaha", type=kind, shop_id=shop,
                     entity_id=str(i.id), version=i.updated_at or received, received_at=received,
                     data=plain_json(asdict(i))) for i in items]  # fmt: skip
     return [c for c in (change_of(e) for e in events) if c is not None]

@@ -19,7 +19,7 @@ from adapters.errors import PermanentError, TransientError
 from adapters.kiotviet import PAGE_SIZE, BudgetExhausted
 from adapters.pending import Applied, Pending
 from schemas.changes import Change, Mode, stock_fingerprint
-from schemas.events import Event, Outcome, iso_from_ms
+from schemas.events import Event, Outcome, event_id, iso_from_ms
 from schemas.kiotviet import VIETNAM
 from workers.apply import Result, Work, failure
 from workers.products import sellable, stock_signal, whole_units
@@ -163,7 +163,7 @@ def share_reads(work: Work, values: dict[int, int]) -> int:
 
 def product_check(work: Work, product_id: int) -> Change:
     """ "Read this product and write it": for a product Abaha does not have yet."""
-    event = Event(id=f"product-check-{work.shop}-{product_id}-{work.taken_at}", source="kiotviet",
+    event = Event(id=event_id("product-check", work.shop, product_id, work.taken_at), source="kiotviet",
                   type="product.update", shop_id=work.shop, entity_id=str(product_id),
                   version=iso_from_ms(work.taken_at), received_at=iso_from_ms(work.taken_at),
                   data={"id": product_id})  # fmt: skip
@@ -172,7 +172,7 @@ def product_check(work: Work, product_id: int) -> Change:
 
 def stock_read(shop_id: str, branch_id: int, product_id: int, value: int, read_ms: int) -> Change:
     """A stock value read from KiotViet (a full-sync page, a reconciliation pull)."""
-    event = Event(id=f"stock-read-{shop_id}-{product_id}-{read_ms}-{value}", source="kiotviet",
+    event = Event(id=event_id("stock-read", shop_id, product_id, read_ms, value), source="kiotviet",
                   type="stock.update", shop_id=shop_id, entity_id=str(product_id),
                   version=iso_from_ms(read_ms), received_at=iso_from_ms(read_ms),
                   data={"product_id": product_id, "branch_id": branch_id, "sellable": value})  # fmt: skip

@@ -24,7 +24,7 @@ from adapters.inbox import JOB_SECONDS, SYNC_QUEUE, event_queue, job_retry
 from adapters.kiotviet import BudgetExhausted
 from adapters.syncruns import ENTITIES, SyncRuns
 from schemas.changes import Change, Mode, micros_of, read_change
-from schemas.events import Event, Outcome, iso_from_ms, plain_json
+from schemas.events import Event, Outcome, event_id, iso_from_ms, plain_json
 from wiring import Services
 from workers.context import ShopContext, process_services, shop_context
 from workers.drain import apply_now
@@ -145,7 +145,7 @@ def next_entity(runs: SyncRuns, shop_id: str, run_id: str, entity: str) -> str |
 
 
 def _event(shop_id: str, kind: str, entity_id: object, data: Any, read_ms: int, version: str | None = None) -> Event:
-    return Event(id=f"sync-{shop_id}-{kind}-{entity_id}-{read_ms}", source="kiotviet", type=kind, shop_id=shop_id,
+    return Event(id=event_id("sync", shop_id, kind, entity_id, read_ms), source="kiotviet", type=kind, shop_id=shop_id,
                  entity_id=str(entity_id), version=version or iso_from_ms(read_ms), received_at=iso_from_ms(read_ms),
                  data=plain_json(asdict(data) if not isinstance(data, dict) else data))  # fmt: skip
 

@@ -240,3 +240,57 @@ def test_abaha_ingest_answers(shop: Shop) -> None:
     assert requests.post(url, data=product, headers={"X-Abaha-Token": token}, timeout=5).status_code == 202
     assert requests.post(f"{shop.stack.url}/webhooks/abaha/nobody", data=event, headers={"X-Abaha-Token": token},
                          timeout=5).status_code == 401  # fmt: skip
+
+
+def fault(shop: Shop, **spec: Any) -> None:
+    answer = requests.post(f"{shop.sandbox_url}/_sandbox/kiotviet/faults", json=spec, timeout=5)
+    answer.raise_for_status()
+
+
+@pytest.mark.slow
+def test_a_524_after_kiotviet_made_the_order_ends_in_adoption_not_a_second_order(shop: Shop) -> None:
+    fault(shop, status=524, count=1, path_contains="/orders", method="POST", after_write=True)
+    order = place(shop, abaha_order())
+    wait_for(lambda: linked(shop, order), deadline=180, interval=1)  # after the attempt settled (60 s)
+    assert len(kiotviet_orders_of(shop, order)) == 1
+    assert shop.counts()["failed"] == 0
+
+
+def test_a_copy_of_an_order_made_in_kiotviet_and_cancelled_leaves_the_abaha_order(shop: Shop) -> None:
+    order = place(shop, abaha_order())
+    wait_for(lambda: linked(shop, order))
+    (made,) = kiotviet_orders_of(shop, order)
+    base = f"{shop.sandbox_url}/_sandbox/kiotviet/{shop.retailer.name}/orders"
+    copy = requests.post(f"{base}/{made['id']}/copy", json={}, timeout=10).json()["order"]
+    assert f"[abaha:{order['id']}]" in copy["description"]  # the copy carries our marker
+    requests.post(f"{base}/{copy['id']}/status", json={"status": 4}, timeout=10)
+    wait_for(lambda: shop.counts()["ignored"] >= 1)
+    assert shop.abaha.orders[str(order["id"])]["status"] == "new"
+    requests.post(f"{base}/{made['id']}/status", json={"status": 3}, timeout=10)
+    wait_for(lambda: shop.abaha.orders[str(order["id"])]["status"] == "completed")
+
+
+def test_a_dashboard_requeue_then_one_transient_error_retries_instead_of_failing(stack: LocalStack, shop: Shop) -> None:
+    shop.retailer.ordering_enabled = False
+    order = place(shop, abaha_order())
+    job = failed_job_of(stack, shop)
+
+    def requeue_from_the_dashboard() -> None:
+        answer = requests.post(f"{stack.url}/admin/rq/job/{job.id}/requeue", auth=("ops", stack.env["ADMIN_TOKEN"]),
+                               headers={"Origin": stack.url}, timeout=10)  # fmt: skip
+        assert answer.status_code == 200, answer.text
+
+    requeue_from_the_dashboard()  # too early: still refused, so it fails for good in RQ itself
+    connection = redis.Redis.from_url(stack.env["REDIS_URL"])
+
+    def failed_again() -> bool:
+        again = Job.fetch(job.id, connection=connection, serializer=JSONSerializer)
+        return bool(again.get_status() == "failed" and again.retries_left == 0 and again.started_at)
+
+    wait_for(failed_again)
+    shop.retailer.ordering_enabled = True
+    # KiotViet unavailable while the order's customer is looked up (1 + 3 tries in place): transient
+    fault(shop, status=503, count=4, path_contains="/customers", method="GET")
+    requeue_from_the_dashboard()
+    wait_for(lambda: linked(shop, order), deadline=60)  # retried 5 s later, not failed for good
+    assert len(kiotviet_orders_of(shop, order)) == 1

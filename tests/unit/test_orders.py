@@ -51,6 +51,7 @@ def made_in_kiotviet(kiotviet: FakeKiotViet, order_id: int = ORDER_ID) -> list[d
 
 
 def intent_since(ctx: ShopContext, seconds_ago: float, searches: int = 0) -> None:
+    ctx.memo.clear()  # each attempt is a batch of its own
     since = (datetime.now(UTC) - timedelta(seconds=seconds_ago)).isoformat()
     record = {"state": "intent", "since": since, "searches": searches}
     ctx.pending._redis.hset(keys.shop_key(SHOP, keys.LINKS, "orders"), str(ORDER_ID), json.dumps(record))  # type: ignore[attr-defined]
