@@ -108,9 +108,13 @@ def _refused(form: ConnectionForm, connection: Connection | None, body: dict[str
              exc: ConnectionInvalid) -> Page:  # fmt: skip
     """Each problem beside its field; the take-over question when another integration holds hooks."""
     by_field = exc.by_field()
-    general = [] if exc.taken else _place_errors(form, by_field)
     credentials_work = exc.status == 422 and "client_secret" not in by_field and "retailer" not in by_field
     branches = _branches(body["retailer"], body["client_id"], body["client_secret"]) if credentials_work else []
+    if branches and "branch_id" in by_field and str(body["branch_id"]) not in {str(b.id) for b in branches}:
+        known = ", ".join(f"{b.id} ({b.name})" if b.name else str(b.id) for b in branches)
+        by_field["branch_id"] = [_("Branch %(id)s does not exist in KiotViet; the shop's branches: %(known)s.",
+                                   id=body["branch_id"], known=known)]  # fmt: skip
+    general = [] if exc.taken else _place_errors(form, by_field)
     return _render(form, connection, branches, exc.status, general=general, taken=exc.taken)
 
 
