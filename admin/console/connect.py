@@ -42,14 +42,13 @@ def connection_page(connection: Connection | None) -> Page:
         form.shop_id.data = connection.shop_id  # the address says which shop, not the form
     if request.method == "GET":
         return _render(form, connection, _stored_branches(connection) if connection else [])
-    if not form.validate_on_submit():
+    valid = form.validate_on_submit()
+    body = _body(form, current_services().connections.readable_secrets(connection.shop_id) if connection else None)
+    if not valid or body is None:
         return _render(form, connection, [], 422)
     shop_id = str(form.shop_id.data)
     if connection is None and current_services().connections.get(shop_id) is not None:
         add_error(form.shop_id, _("This shop is already connected; edit its connection instead."))
-        return _render(form, connection, [], 422)
-    body = _body(form, current_services().connections.readable_secrets(connection.shop_id) if connection else None)
-    if body is None:
         return _render(form, connection, [], 422)
     if not form.branch_id.data:
         return _choose_branch(form, connection, body)

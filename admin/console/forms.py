@@ -7,6 +7,7 @@ import re
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, Field, HiddenField, PasswordField, SelectMultipleField, StringField
+from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]  # the stubs predate it
 from wtforms.validators import InputRequired, Optional, Regexp
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -71,6 +72,7 @@ class ConnectionForm(FlaskForm):  # type: ignore[misc]
 
 
 class SyncForm(FlaskForm):  # type: ignore[misc]
-    entities = SelectMultipleField(_l("What to sync"), choices=[(e, ENTITY_LABELS[e]) for e in ENTITIES],
-                                   default=list(ENTITIES), widget=ListWidget(prefix_label=False),
+    entities = SelectMultipleField(_l("What to sync"), choices=[SelectChoice(e, ENTITY_LABELS[e]) for e in ENTITIES],
+                                   default=list(ENTITIES), validators=[InputRequired(_l("Choose at least one."))],
+                                   widget=ListWidget(prefix_label=False),
                                    option_widget=CheckboxInput())  # fmt: skip
