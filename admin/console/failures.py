@@ -8,7 +8,6 @@ from flask_babel import ngettext
 from werkzeug.wrappers import Response
 
 from admin.console.blueprint import blueprint, connection_or_404
-from admin.console.forms import ActionForm
 from admin.failed import failed_changes, requeue_failed
 from wiring import current_services
 
@@ -20,7 +19,7 @@ def failed(shop_id: str) -> str:
     """The shop's failed changes, newest first, the traceback one click away."""
     connection = connection_or_404(shop_id)
     changes = failed_changes(current_services().redis, shop_id)
-    return render_template("console/failed.html", connection=connection, changes=changes, form=ActionForm())
+    return render_template("console/failed.html", connection=connection, changes=changes)
 
 
 @blueprint.post("/shops/<shop_id>/failed/<job_id>/retry")

@@ -42,10 +42,6 @@ class LoginForm(FlaskForm):  # type: ignore[misc]
     next = HiddenField()
 
 
-class ActionForm(FlaskForm):  # type: ignore[misc]
-    """A button that changes something: the CSRF token is all it sends."""
-
-
 class LanguageForm(FlaskForm):  # type: ignore[misc]
     lang = HiddenField()
     next = HiddenField()

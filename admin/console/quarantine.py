@@ -8,7 +8,6 @@ from flask_babel import ngettext
 from werkzeug.wrappers import Response
 
 from admin.console.blueprint import blueprint, connection_or_404
-from admin.console.forms import ActionForm
 from admin.quarantine import admit
 from wiring import current_services
 
@@ -19,7 +18,7 @@ def quarantined(shop_id: str) -> str:
     connection = connection_or_404(shop_id)
     store = current_services().quarantine
     entries = [(entry, store.preview(shop_id, entry)) for entry in store.entries(shop_id)]
-    return render_template("console/quarantine.html", connection=connection, entries=entries, form=ActionForm())
+    return render_template("console/quarantine.html", connection=connection, entries=entries)
 
 
 @blueprint.post("/shops/<shop_id>/quarantine/admit")
