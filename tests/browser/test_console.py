@@ -84,8 +84,14 @@ def expect_saved(page: Page, shop: SandboxShop) -> None:
 
 
 def connect_through_form(page: Page, shop: SandboxShop) -> None:
+    """The operator's usual path: the credentials, then the branch picked from what KiotViet lists."""
     page.goto("/admin/shops/new")
-    fill_connection(page, shop, "11")
+    fill_connection(page, shop, "")
+    page.get_by_role("button", name="Đọc chi nhánh từ KiotViet").click()
+    expect(page.locator("select#branch_id option")).to_have_text(
+        ["— chọn chi nhánh —", "Chi nhánh trung tâm (11)", "Chi nhánh Quận 3 (12)"]
+    )
+    page.select_option("#branch_id", "11")
     save(page)
     expect_saved(page, shop)
 
@@ -107,6 +113,10 @@ def test_a_page_asked_for_without_signing_in_sends_the_browser_to_the_login_page
     (cookie,) = page.context.cookies()
     assert (cookie["httpOnly"], cookie["sameSite"], cookie["path"]) == (True, "Strict", "/admin")
     assert stack.env["ADMIN_TOKEN"] not in cookie["value"]
+    page.get_by_role("button", name="English").click()
+    expect(page.get_by_role("heading", name="Connect a shop")).to_be_visible()
+    page.get_by_role("button", name="Tiếng Việt").click()
+    expect(page.get_by_role("heading", name="Kết nối cửa hàng")).to_be_visible()
     page.get_by_role("button", name="Đăng xuất").click()
     page.goto("/admin/")
     expect(page).to_have_url(re.compile(r"/admin/login\?next=/admin/$"))
