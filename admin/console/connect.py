@@ -43,7 +43,7 @@ def connection_page(connection: Connection | None) -> Page:
     if request.method == "GET":
         return _render(form, connection, _stored_branches(connection) if connection else [])
     valid = form.validate_on_submit()
-    body = _body(form, current_services().connections.readable_secrets(connection.shop_id) if connection else None)
+    body = _body(form, _kept_secrets(form, connection))
     if not valid or body is None:
         return _render(form, connection, [], 422)
     shop_id = str(form.shop_id.data)
@@ -63,7 +63,8 @@ def connection_page(connection: Connection | None) -> Page:
 def check_credentials() -> Response | tuple[Response, int]:
     """For the form's script: the branches KiotViet lists for these credentials, and problems."""
     form = ConnectionForm()
-    stored = current_services().connections.readable_secrets(form.shop_id.data or "") if form.shop_id.data else None
+    shop_id = form.shop_id.data or ""
+    stored = _kept_secrets(form, current_services().connections.get(shop_id) if shop_id else None)
     secret = form.client_secret.data or (stored.client_secret if stored else "")
     if not (form.retailer.data and RETAILER.match(form.retailer.data) and form.client_id.data and secret):
         return jsonify(branches=[], errors={"": [_("Fill in the connection name, Client ID and secret first.")]}), 422
@@ -74,6 +75,13 @@ def check_credentials() -> Response | tuple[Response, int]:
         return jsonify(branches=[], errors=exc.by_field()), exc.status
     errors = ConnectionInvalid(check.errors).by_field() if check.errors else {}
     return jsonify(branches=[_branch_json(b) for b in check.branches], errors=errors, warnings=check.warnings)
+
+
+def _kept_secrets(form: ConnectionForm, connection: Connection | None) -> ConnectionSecrets | None:
+    """The stored secrets, for fields left blank, while the form still names the same KiotViet app."""
+    if connection is None or (form.retailer.data, form.client_id.data) != (connection.retailer, connection.client_id):
+        return None
+    return current_services().connections.readable_secrets(connection.shop_id)
 
 
 def _body(form: ConnectionForm, stored: ConnectionSecrets | None) -> dict[str, Any] | None:

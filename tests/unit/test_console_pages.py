@@ -197,3 +197,15 @@ def test_pages_of_an_unknown_shop_are_not_found(client: FlaskClient) -> None:
     for path in ["/admin/shops/nope/edit", "/admin/shops/nope/sync", "/admin/shops/nope/failed",
                  "/admin/shops/nope/quarantine"]:  # fmt: skip
         assert client.get(path).status_code == 404, path
+
+
+@responses.activate
+def test_stored_secrets_are_kept_only_for_the_same_kiotviet_app(client: FlaskClient, services: Services) -> None:
+    kiotviet_answers()
+    sign_in(client)
+    post_form(client, "/admin/shops/new", connection_form())
+    changed = connection_form(client_id="another-app", client_secret="", abaha_api_token="")
+    answer = post_form(client, "/admin/shops/shop-7/edit", changed)
+    assert answer.status_code == 422
+    assert errors_beside(answer.get_data(as_text=True), "client_secret") == "<li>Bắt buộc.</li>"
+    assert services.connections.get("shop-7").client_id == "kv-client-id"  # type: ignore[union-attr]
