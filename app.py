@@ -15,6 +15,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from rq.serializers import JSONSerializer
 
 from admin import auth, cli, views
+from admin.console import register_console
 from admin.metrics import SyncCollector
 from config import Settings
 from logs import configure_logging
@@ -52,6 +53,7 @@ def register_admin(app: Flask, services: Services) -> None:
     app.register_blueprint(rq_dashboard.blueprint, url_prefix="/admin/rq")
     app.redis_conn = services.redis  # type: ignore[attr-defined]  # where rq-dashboard looks
     app.config["RQ_DASHBOARD_REDIS_URL"] = (services.redis_url,)
+    register_console(app, services)
 
 
 def register_health(app: Flask, redis_client: redis.Redis) -> None:
