@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +18,9 @@ from tests.integration.conftest import stack  # noqa: F401  (the running service
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]  # fmt: skip
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# where the screenshots go: docs/screenshots when asked (SCREENSHOTS=docs/screenshots ./test.sh
+# tests/browser), else a temporary folder, so a test run leaves the working tree as it was
+SCREENSHOTS = Path(os.environ.get("SCREENSHOTS") or tempfile.gettempdir() + "/console-screenshots")
 WAIT_MS = 30_000
 
 expect.set_options(timeout=WAIT_MS)
@@ -55,6 +58,6 @@ def sign_in(page: Page, stack: LocalStack) -> None:  # noqa: F811
 
 
 def screenshot(page: Page, name: str) -> None:
-    """A PNG of the whole page for docs/screenshots (overwritten on each run)."""
+    """A PNG of the whole page (for docs/screenshots, see SCREENSHOTS)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
