@@ -184,6 +184,12 @@ class PendingStore:
         raw = self._redis.hmget(keys.shop_key(shop_id, keys.APPLIED, kind), list(entity_ids))
         return {e: Applied.decode(_text(v)) if v is not None else None for e, v in zip(entity_ids, raw, strict=True)}  # type: ignore[arg-type]
 
+    def applied_ids(self, shop_id: str, kind: str, prefix: str = "") -> set[str]:
+        """The ids of every entity of a kind something was applied to (with `prefix`)."""
+        key = keys.shop_key(shop_id, keys.APPLIED, kind)
+        found = self._redis.hscan_iter(key, match=f"{prefix}*" if prefix else None, count=1000)
+        return {_text(field) for field, _ in found}
+
     def record_applied(self, shop_id: str, kind: str, states: dict[str, Applied]) -> None:
         """Record applied states directly (for work that holds its own lock, not a lease)."""
         if states:
@@ -204,6 +210,11 @@ class PendingStore:
             return set()
         found = self._redis.hmget(keys.shop_key(shop_id, keys.PENDING_META), list(entities))
         return {e for e, meta in zip(entities, found, strict=True) if meta is not None}
+
+    def pending_ids(self, shop_id: str, prefix: str) -> set[str]:
+        """The pending entities whose key starts with `prefix` (e.g. "price:201:")."""
+        found = self._redis.hscan_iter(keys.shop_key(shop_id, keys.PENDING_META), match=f"{prefix}*", count=1000)
+        return {_text(field) for field, _ in found}
 
     def pending_count(self, shop_id: str) -> int:
         return int(self._redis.zcard(keys.shop_key(shop_id, keys.PENDING_ORDER)))  # type: ignore[arg-type]

@@ -29,7 +29,7 @@ from adapters.inbox import SYNC_QUEUE, event_queue
 from adapters.kiotviet import BudgetExhausted
 from adapters.syncruns import Watermarks
 from schemas.changes import Change, change_of, micros_of, read_change
-from schemas.events import Event, event_id, iso_utc, plain_json
+from schemas.events import Event, event_id, iso_from_ms, iso_utc, plain_json
 from schemas.kiotviet import parse_kiotviet_datetime
 from wiring import Services
 from workers import hooks
@@ -231,9 +231,11 @@ def read_stock(ctx: ShopContext, checkpoint: dict[str, Any]) -> Iterator[tuple[l
     for rows, position in keyset(ctx, fetch, lambda r: (r.modified_date, r.product_id), checkpoint):
         read_ms = int(datetime.now(UTC).timestamp() * 1000)
         known = ctx.catalog.stock_values(shop, [r.product_id for r in rows])
+        waiting = ctx.pending.which_pending(shop, [f"stock:{r.product_id}" for r in rows])
         values = {r.product_id: sellable(i.on_hand, i.reserved) for r in rows if (i := r.at(branch)) is not None}
+        # what differs from what Abaha was given, or waits as an older read: this read is newer
         yield [stock_read(shop, branch, pid, value, read_ms) for pid, value in values.items()
-               if known.get(pid) != value], position  # fmt: skip
+               if known.get(pid) != value or f"stock:{pid}" in waiting], position  # fmt: skip
 
 
 def read_categories(ctx: ShopContext, checkpoint: dict[str, Any]) -> Iterator[tuple[list[Change], dict[str, Any]]]:
@@ -308,6 +310,75 @@ class _AbahaPage:
         return self._next - 1 if self._next else None
 
 
+PRICE_PULL_EVERY = timedelta(hours=1)  # KiotViet lists no price change by time: a whole pass, hourly
+
+
+def read_prices(ctx: ShopContext, checkpoint: dict[str, Any]) -> Iterator[tuple[list[Change], dict[str, Any]]]:
+    """Price books and all their prices, at most once an hour (the budget): a book or a price
+    that differs from what was applied is made pending as read, one gone is checked like a
+    webhook's delete. KiotViet says nothing of price changes by time, so this is a whole pass."""
+    book_index = checkpoint.get("book")
+    last = parse_kiotviet_datetime(checkpoint["since"])
+    if book_index is None and datetime.now(UTC) - last < PRICE_PULL_EVERY:
+        return
+    books = ctx.kiotviet.price_books()
+    if book_index is None:
+        yield price_book_changes(ctx, books), {"book": 0, "offset": 0, "seen": []}
+        book_index = 0
+    for index in range(int(book_index), len(books)):
+        book, offset = books[index].id, int(checkpoint.get("offset") or 0) if index == book_index else 0
+        seen: list[int] = list(checkpoint.get("seen") or []) if index == book_index else []
+        following: int | None = offset
+        while following is not None:
+            read_ms = int(datetime.now(UTC).timestamp() * 1000)
+            page = ctx.kiotviet.prices_page(book, following)
+            seen += [p.product_id for p in page.items]
+            following = page.next_offset(following)
+            changes = price_changes(ctx, book, page.items, read_ms)
+            if following is None:
+                changes += removed_prices(ctx, book, set(seen))
+            yield changes, {"book": index if following is not None else index + 1, "offset": following or 0,
+                            "seen": seen if following is not None else []}  # fmt: skip
+
+
+def price_book_changes(ctx: ShopContext, books: list[Any]) -> list[Change]:
+    """Books whose name or flag differ from what was applied, and books KiotViet has no more."""
+    shop = ctx.connection.shop_id
+    changes = [_kiotviet_change(ctx, "pricebook.update", f"pricebook:{b.id}", b, b.modified_date) for b in books]
+    known = ctx.pending.applied_ids(shop, "pricebook")
+    listed = {str(b.id) for b in books}
+    return changes + _removed(ctx, "pricebook.delete", tuple(int(i) for i in known - listed))
+
+
+def price_changes(ctx: ShopContext, book: int, prices: Any, read_ms: int) -> list[Change]:
+    """Prices that differ from what was applied, or that wait as an older read: this one is newer."""
+    shop = ctx.connection.shop_id
+    ids = [f"{book}:{p.product_id}" for p in prices]
+    applied = ctx.pending.applied(shop, "price", ids)
+    waiting = ctx.pending.which_pending(shop, [f"price:{i}" for i in ids])
+    fresh = [p for p in prices if (a := applied[f"{book}:{p.product_id}"]) is None or a.fingerprint != str(p.price)
+             or f"price:{book}:{p.product_id}" in waiting]  # fmt: skip
+    events = [Event(id=event_id("reconcile", shop, "price", book, p.product_id, p.price, read_ms), source="kiotviet",
+                    type="pricebookdetail.update", shop_id=shop, entity_id=f"{book}:{p.product_id}",
+                    version=iso_from_ms(read_ms), received_at=iso_from_ms(read_ms), data=plain_json(asdict(p)))
+              for p in fresh]  # fmt: skip
+    return [read_change(e, "price", read_ms * 1000) for e in events]
+
+
+def removed_prices(ctx: ShopContext, book: int, seen: set[int]) -> list[Change]:
+    """Prices applied to this book that KiotViet's book no longer has: checked, like a delete."""
+    shop, received = ctx.connection.shop_id, iso_utc(datetime.now(UTC))
+    known = ctx.pending.applied_ids(shop, "price", prefix=f"{book}:")
+    waiting = {e.split(":", 1)[1] for e in ctx.pending.pending_ids(shop, prefix=f"price:{book}:")}
+    gone = [i for i in known | waiting if int(i.split(":")[1]) not in seen]
+    applied = ctx.pending.applied(shop, "price", gone)
+    events = [Event(id=event_id("reconcile", shop, "price-gone", i, received), source="kiotviet",
+                    type="pricebookdetail.delete", shop_id=shop, entity_id=i, version=received, received_at=received,
+                    data={"price_book_id": book, "product_id": int(i.split(":")[1])})
+              for i in gone if i in waiting or ((a := applied[i]) is not None and a.fingerprint != "-1")]  # fmt: skip
+    return [c for c in (change_of(e) for e in events) if c is not None]
+
+
 def refresh_webhooks(services: Services, ctx: ShopContext) -> list[str]:
     """Re-read the shop's settings and webhooks: register ours again where the type is free and
     ours is gone or inactive, and keep the connection's warnings current."""
@@ -337,6 +408,7 @@ PULLS: dict[str, Reader] = {
     "kiotviet:stock": read_stock,
     "kiotviet:customers": read_customers,
     "kiotviet:orders": read_kiotviet_orders,
+    "kiotviet:prices": read_prices,
     "abaha:orders": read_abaha_orders,
     "abaha:customers": read_abaha_customers,
 }
