@@ -9,12 +9,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 import redis
 
-from adapters import keys
+from adapters import clock, keys
 
 
 class LinkStore:
@@ -32,14 +31,14 @@ class LinkStore:
 
     def record_intent(self, shop_id: str, abaha_order_id: int) -> dict[str, Any]:
         """Say, before asking KiotViet, that this order is about to be created."""
-        record = {"state": "intent", "since": datetime.now(UTC).isoformat()}
+        record = {"state": "intent", "since": clock.now().isoformat()}
         self._redis.hset(self._key(shop_id, "orders"), str(abaha_order_id), json.dumps(record))
         return record
 
     def note_search(self, shop_id: str, abaha_order_id: int, record: dict[str, Any]) -> dict[str, Any]:
         """An attempt looked for the order an earlier attempt may have made, and found none."""
         noted = {**record, "searches": int(record.get("searches", 0)) + 1,
-                 "searched_at": datetime.now(UTC).isoformat()}  # fmt: skip
+                 "searched_at": clock.now().isoformat()}  # fmt: skip
         self._redis.hset(self._key(shop_id, "orders"), str(abaha_order_id), json.dumps(noted))
         return noted
 
@@ -92,7 +91,7 @@ class LinkStore:
 
     def record_customer_intent(self, shop_id: str, abaha_id: int, code: str) -> dict[str, Any]:
         """Say, before asking KiotViet, that a customer with this code is about to be created."""
-        record = {"since": datetime.now(UTC).isoformat(), "code": code}
+        record = {"since": clock.now().isoformat(), "code": code}
         self._redis.hset(self._key(shop_id, "customer_intents"), str(abaha_id), json.dumps(record))
         return record
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from marshmallow import Schema
 
+from adapters import clock
 from adapters.abaha import ItemResult, ListPage
 from adapters.errors import AbahaNotFound, AbahaRejected, KiotVietNotFound, KiotVietRejected
 from adapters.kiotviet import PAGE_SIZE, Page, load_items
@@ -22,12 +23,13 @@ from schemas.abaha import AbahaCustomer, CustomerSchema, OrderSchema
 from schemas.customers import local_phone
 
 VIETNAM = timezone(timedelta(hours=7))
-_clock = itertools.count(1)
+_ticks = itertools.count(1)
 
 
 def stamp(minutes: float = 0) -> str:
-    """A KiotViet time now (Vietnam time), later at every call, so versions move forward."""
-    moment = datetime.now(VIETNAM) + timedelta(minutes=minutes, microseconds=next(_clock))
+    """A KiotViet time now (Vietnam time, on the service's clock so tests can move it), later at
+    every call, so versions move forward."""
+    moment = clock.now().astimezone(VIETNAM) + timedelta(minutes=minutes, microseconds=next(_ticks))
     return moment.isoformat()
 
 
@@ -76,6 +78,7 @@ class FakeKiotViet(Recorder):
         self.groups: list[dict[str, Any]] = []
         self.orders: dict[int, dict[str, Any]] = {}
         self.hooks: dict[int, dict[str, Any]] = {}
+        self.removed: dict[str, list[tuple[int, str]]] = {"products": [], "categories": []}
         self.allow_order_when_out_of_stock = True
         self.refuse_orders: str | None = None
         self._ids = itertools.count(10_000)
@@ -142,7 +145,8 @@ class FakeKiotViet(Recorder):
         self.call("products_page", offset)
         rows = _since(sorted(self.products.values(), key=_order(by_modified)), since)
         page = _page(kv.ProductSchema(), rows, offset)
-        return replace(page, items=tuple(replace(p, links_given=True) for p in page.items))
+        return replace(page, items=tuple(replace(p, links_given=True) for p in page.items),
+                       removed_ids=self._removed("products", since) if removed else ())  # fmt: skip
 
     def stock_page(self, branch_id: int, offset: int, *, since: str | None = None) -> Page[kv.KvStockRow]:
         self.call("stock_page", offset)
@@ -160,8 +164,21 @@ class FakeKiotViet(Recorder):
     def categories_page(self, offset: int, *, since: str | None = None, removed: bool = False,
                         by_modified: bool = False) -> Page[kv.KvCategory]:  # fmt: skip
         self.call("categories_page", offset)
-        return _page(kv.CategorySchema(), _since(sorted(self.categories.values(), key=_order(by_modified)), since),
+        page = _page(kv.CategorySchema(), _since(sorted(self.categories.values(), key=_order(by_modified)), since),
                      offset)  # fmt: skip
+        return replace(page, removed_ids=self._removed("categories", since) if removed else ())
+
+    def _removed(self, listing: str, since: str | None) -> tuple[int, ...]:
+        moment = kv.parse_kiotviet_datetime(since) if since else None
+        return tuple(i for i, at in self.removed[listing] if moment is None or kv.parse_kiotviet_datetime(at) >= moment)
+
+    def delete_product(self, product_id: int) -> None:
+        self.products.pop(product_id, None)
+        self.removed["products"].append((product_id, stamp()))
+
+    def delete_category(self, category_id: int) -> None:
+        self.categories.pop(category_id, None)
+        self.removed["categories"].append((category_id, stamp()))
 
     def price_books(self) -> list[kv.KvPriceBook]:
         self.call("price_books")
@@ -241,7 +258,7 @@ class FakeKiotViet(Recorder):
 
 def _order(by_modified: bool) -> Callable[[dict[str, Any]], Any]:
     if by_modified:
-        return lambda r: (kv.parse_kiotviet_datetime(r["modifiedDate"]), r["id"])
+        return lambda r: (kv.parse_kiotviet_datetime(r["modifiedDate"]), r.get("id", r.get("categoryId")))
     return lambda r: r.get("id", r.get("categoryId"))
 
 
@@ -354,5 +371,9 @@ class FakeAbaha(Recorder):
         linked = body.get("abaha_id") or next((i for i, c in self.customers.items() if c.get("kv_id") == kv_id), None)
         customer_id = int(linked) if linked else next(self._ids)
         current = self.customers.setdefault(customer_id, {"id": customer_id})
-        current.update({k: v for k, v in body.items() if k not in ("abaha_id", "group_kv_ids")}, kv_id=kv_id)
+        before = dict(current)
+        current.update({k: v for k, v in body.items() if k not in ("abaha_id", "group_kv_ids", "code",
+                                                                   "source_modified_at")}, kv_id=kv_id)  # fmt: skip
+        if current != before:  # Abaha stamps a change, to the second
+            current["updated_at"] = (clock.now().astimezone(VIETNAM)).isoformat(timespec="seconds")
         return customer_id

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import re
 from contextlib import ExitStack
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 
+from adapters import clock
 from adapters.errors import KiotVietRejected, PermanentError, TransientError
 from schemas.abaha import AbahaCustomer, AbahaOrder
 from schemas.customers import gender_word, local_phone, shared_fingerprint
@@ -138,7 +139,7 @@ def create_kiotviet_customer(customer: AbahaCustomer, content: str, ctx: ShopCon
         found = adopt_customer(customer, intent, ctx)
         if found is not None:
             return linked_new_customer(customer, found, content, ctx)
-        age = (datetime.now(UTC) - datetime.fromisoformat(intent["since"])).total_seconds()
+        age = (clock.now() - datetime.fromisoformat(intent["since"])).total_seconds()
         if age < SETTLE_SECONDS:
             raise TransientError(f"Abaha customer {customer.id}: an attempt to create it in KiotViet began "
                                  f"{int(age)} s ago; looking again later", SETTLE_SECONDS - age)  # fmt: skip
@@ -148,7 +149,7 @@ def create_kiotviet_customer(customer: AbahaCustomer, content: str, ctx: ShopCon
     try:
         created = ctx.kiotviet.create_customer(body)
     except KiotVietRejected as exc:
-        found = adopt_customer(customer, {"code": code, "since": datetime.now(UTC).isoformat()}, ctx)
+        found = adopt_customer(customer, {"code": code, "since": clock.now().isoformat()}, ctx)
         if found is not None:  # "code already exists": an earlier attempt made it after all
             return linked_new_customer(customer, found, content, ctx)
         ctx.links.clear_customer_intent(shop, customer.id)

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 
+from adapters import clock
 from adapters.errors import AbahaRejected, KiotVietNotFound, KiotVietRejected, PermanentError, TransientError
 from schemas.abaha import AbahaOrder
 from schemas.changes import fingerprint
@@ -84,7 +85,7 @@ def after_interrupted_attempt(order: AbahaOrder, record: dict[str, Any], ctx: Sh
     """An earlier attempt recorded its intent and did not finish. While it may still be waiting
     for KiotViet's answer, wait; after that, adopt what it made. Found nothing: look again a few
     times over some minutes (KiotViet may finish it late), then make it anew."""
-    age = (datetime.now(UTC) - datetime.fromisoformat(record["since"])).total_seconds()
+    age = (clock.now() - datetime.fromisoformat(record["since"])).total_seconds()
     if age < SETTLE_SECONDS:
         raise TransientError(
             f"Abaha order {order.code}: an attempt to create it in KiotViet began {int(age)} s ago and "
@@ -262,6 +263,12 @@ def abaha_order_of(order: KvOrder, ctx: ShopContext) -> int | None:
     if marked is None:
         return None
     record = ctx.links.order_record(shop, marked)
+    if record is not None and record["state"] == "intent":
+        # its creation is unresolved: this may be the order it made or a copy of it; the
+        # adoption decides, and this change waits for it
+        raise TransientError(
+            f"KiotViet order {order.code} names Abaha order {marked}, whose creation in KiotViet is not "
+            "settled yet; applying its status after that", SETTLE_SECONDS)  # fmt: skip
     if record is not None and record.get("kv_id") not in (None, order.id):
         log.info("order.copy_ignored", kv_order_code=order.code, abaha_order_id=marked, linked_to=record.get("kv_id"))
         return None

@@ -19,6 +19,7 @@ from workers.context import ShopContext
 from workers.orders import (
     ADOPT_PATIENCE_SECONDS,
     ADOPT_SEARCHES,
+    SETTLE_SECONDS,
     OrderRefused,
     apply_abaha_order,
     apply_kiotviet_order,
@@ -179,8 +180,8 @@ def kiotviet_status(order_id: int, status: int, description: str) -> Event:
         type="order.update",
         shop_id=SHOP,
         entity_id=str(order_id),
-        version=data["modified_date"],
-        received_at=data["modified_date"],
+        version=str(data["modified_date"]),
+        received_at=str(data["modified_date"]),
         data=data,
     )
 
@@ -204,6 +205,21 @@ def test_a_copy_of_our_order_made_by_hand_does_not_move_the_original(
     assert abaha.statuses == {}
     assert apply_kiotviet_order(kiotviet_status(made["id"], 4, made["description"]), ctx) == Outcome.APPLIED
     assert abaha.statuses == {ORDER_ID: "cancelled"}
+
+
+def test_a_status_waits_while_the_creation_it_may_come_from_is_unsettled(
+    ctx: ShopContext, kiotviet: FakeKiotViet, abaha: FakeAbaha
+) -> None:
+    intent_since(ctx, seconds_ago=SETTLE_SECONDS + 1)  # the create's answer was lost
+    made = kiotviet.create_order({"description": f"Đơn Abaha DH98765 [abaha:{ORDER_ID}]",
+                                  "orderDetails": [{"productId": 3001, "quantity": 1, "price": 150000}]})  # fmt: skip
+    copy = kiotviet.create_order({"description": f"Đơn Abaha DH98765 [abaha:{ORDER_ID}]", "orderDetails": []})
+    with pytest.raises(TransientError, match="not settled"):
+        apply_kiotviet_order(kiotviet_status(copy.id, 4, f"[abaha:{ORDER_ID}]"), ctx)
+    apply_abaha_order(order_event(), ctx)  # the retry adopts the first order carrying the marker
+    assert apply_kiotviet_order(kiotviet_status(copy.id, 4, f"[abaha:{ORDER_ID}]"), ctx) == Outcome.IGNORED
+    assert apply_kiotviet_order(kiotviet_status(made.id, 3, f"[abaha:{ORDER_ID}]"), ctx) == Outcome.APPLIED
+    assert abaha.statuses == {ORDER_ID: "completed"}
 
 
 def test_the_marker_is_trusted_when_the_link_was_lost(ctx: ShopContext, abaha: FakeAbaha) -> None:
