@@ -51,6 +51,16 @@ def make_session(retry_methods: Iterable[str], attempts: int = 3, backoff: float
     return session
 
 
+def longest_call_seconds(session: requests.Session, method: str) -> float:
+    """How long one call of `method` can take at worst through `session`: every try waits its
+    whole connect and read timeouts, every retry its longest Retry-After."""
+    adapter = session.get_adapter("https://")
+    retry = adapter.max_retries if isinstance(adapter, HTTPAdapter) else Retry(0)
+    retried = method.upper() in (retry.allowed_methods or ())
+    tries = 1 + (retry.total if retried and isinstance(retry.total, int) else 0)
+    return tries * sum(TIMEOUT) + (tries - 1) * MAX_INLINE_RETRY_AFTER
+
+
 def send(session: requests.Session, provider: str, method: str, url: str, **kwargs: Any) -> requests.Response:
     """Send one request; a network failure becomes a TransientError naming the provider."""
     kwargs.setdefault("timeout", TIMEOUT)

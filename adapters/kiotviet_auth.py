@@ -15,7 +15,10 @@ from adapters.kiotviet_errors import kiotviet_message
 from adapters.vault import Vault
 
 log = structlog.get_logger(__name__)
-TOKEN_EARLY_SECONDS = 60
+TOKEN_EARLY_SECONDS = 60  # a token is replaced this long before it expires (one refused is replaced at once)
+TOKEN_ATTEMPTS = 1  # the token request is retried once in place
+# one process asks for a token at a time; the others wait for it (the lock outlives the request)
+REFRESH_LOCK_SECONDS = 120
 PROVIDER = "KiotViet"
 
 
@@ -28,7 +31,7 @@ class KiotVietAuth:
         self._redis = redis_client
         self._vault = vault
         self._token_url = token_url
-        self._session = session or make_session(retry_methods=("POST",))
+        self._session = session or make_session(retry_methods=("POST",), attempts=TOKEN_ATTEMPTS)
 
     def token(self, client_id: str, client_secret: str, stale: str | None = None) -> str:
         """A valid token; `stale` is one KiotViet just refused, to be replaced once."""
@@ -37,7 +40,7 @@ class KiotVietAuth:
         cached = self._cached(key)
         if cached and cached != stale:
             return cached
-        with self._redis.lock(key + ":refresh", timeout=30, blocking_timeout=30):
+        with self._redis.lock(key + ":refresh", timeout=REFRESH_LOCK_SECONDS, blocking_timeout=REFRESH_LOCK_SECONDS):
             cached = self._cached(key)  # another process may have refreshed meanwhile
             if cached and cached != stale:
                 return cached

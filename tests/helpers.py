@@ -16,7 +16,8 @@ T = TypeVar("T")
 
 def sample(name: str) -> dict[str, Any]:
     """A sample body from tests/fixtures, e.g. sample("kiotviet/product.update")."""
-    return json.loads((FIXTURES / f"{name}.json").read_text())
+    body: dict[str, Any] = json.loads((FIXTURES / f"{name}.json").read_text())
+    return body
 
 
 def sign(body: bytes, secret: str) -> str:

@@ -53,10 +53,11 @@ class Shop:
         answer.raise_for_status()
         delivered = answer.json()["delivered"]
         assert delivered and all(d["status"] == 200 for d in delivered), delivered
-        return answer.json()
+        said: dict[str, Any] = answer.json()
+        return said
 
     def webhook_secret(self, kind: str) -> str:
-        return next(h["secret"] for h in self.retailer.webhooks.values() if h["type"] == kind)
+        return str(next(h["secret"] for h in self.retailer.webhooks.values() if h["type"] == kind))
 
     def counts(self) -> dict[str, int]:
         answer = self.stack.admin("GET", f"/admin/connections/{self.shop_id}")

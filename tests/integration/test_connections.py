@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 import requests
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.integration
 WEBHOOK_TYPES = 15
 
 
-def valid_body(stack: LocalStack, name: str) -> dict:
+def valid_body(stack: LocalStack, name: str) -> dict[str, Any]:
     assert stack.sandbox is not None
     retailer = stack.sandbox.kiotviet.add_retailer(demo_retailer(name))
     return {"retailer": name, "client_id": retailer.client_id, "client_secret": retailer.client_secret,
@@ -60,7 +61,9 @@ def test_saving_again_keeps_the_abaha_token_unless_asked_to_rotate(stack: LocalS
      ({"branch_id": "eleven"}, "branch_id: Not a valid integer."),
      ({"client_id": None}, "client_id: Field may not be null.")],
 )  # fmt: skip
-def test_validation_failures_answer_422_with_a_clear_message(stack: LocalStack, change: dict, message: str) -> None:
+def test_validation_failures_answer_422_with_a_clear_message(
+    stack: LocalStack, change: dict[str, Any], message: str
+) -> None:
     body = {**valid_body(stack, "invalid"), **change}
     answer = stack.admin("PUT", "/admin/connections/invalid-shop", json=body)
     assert answer.status_code == 422

@@ -30,8 +30,11 @@ def run_of(shop: Shop) -> dict[str, Any]:
 
 
 def finished(shop: Shop, run_id: str, deadline: float = 120) -> dict[str, Any]:
-    run = wait_for(lambda: (r := run_of(shop))["id"] == run_id and r["state"] in ("done", "failed") and r,
-                   deadline=deadline, interval=0.2)  # fmt: skip
+    def over() -> dict[str, Any] | None:
+        run = run_of(shop)
+        return run if run["id"] == run_id and run["state"] in ("done", "failed") else None
+
+    run = wait_for(over, deadline=deadline, interval=0.2)
     assert run["state"] == "done", run
     return run
 

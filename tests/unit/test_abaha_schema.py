@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from schemas.abaha import AbahaEventInvalid, AbahaOrder, normalize_event
@@ -35,7 +37,7 @@ def test_types_the_service_does_not_handle_are_ignored() -> None:
     [({"shop_id": "shop-7"}, "not this endpoint's shop"), ({"occurred_at": "yesterday"}, "occurred_at"),
      ({"data": {"id": 1}}, "data.code"), ({"id": ""}, "id")],
 )  # fmt: skip
-def test_malformed_events_are_refused_with_the_field_named(change: dict, message: str) -> None:
+def test_malformed_events_are_refused_with_the_field_named(change: dict[str, Any], message: str) -> None:
     with pytest.raises(AbahaEventInvalid, match=message):
         normalize_event({**sample("abaha/order.created"), **change}, "shop-42", RECEIVED)
 

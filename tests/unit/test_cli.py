@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import responses
 from flask import Flask
@@ -12,7 +13,7 @@ from wiring import Services
 API = "http://kiotviet.test"
 
 
-def kiotviet_answers(branches: list[dict]) -> None:
+def kiotviet_answers(branches: list[dict[str, Any]]) -> None:
     responses.post("http://kiotviet-id.test/connect/token", json={"access_token": "t", "expires_in": 86400})
     responses.get(f"{API}/branches", json={"total": len(branches), "data": branches})
     responses.get(f"{API}/settings", json={"AllowOrderWhenOutStock": True})

@@ -10,6 +10,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.http import parse_set_header
+from werkzeug.test import TestResponse
 
 from adapters.syncruns import SyncRuns
 from admin.console.session import session_key
@@ -69,7 +70,7 @@ def test_signing_in_returns_to_the_page_asked_for_but_never_to_another_site(clie
     assert sign_in_to(client, "//evil.example/admin").headers["Location"] == "/admin/"
 
 
-def sign_in_to(client: FlaskClient, next_path: str) -> object:
+def sign_in_to(client: FlaskClient, next_path: str) -> TestResponse:
     token = csrf_token(client.get("/admin/login", query_string={"next": next_path}))
     return client.post("/admin/login", data={"csrf_token": token, "token": ADMIN_TOKEN, "next": next_path},
                        headers=SAME_ORIGIN)  # fmt: skip

@@ -26,8 +26,8 @@ def extracted() -> set[str]:
 def catalog() -> dict[str, str]:
     with open(CATALOG / "messages.po", "rb") as handle:
         po = read_po(handle, locale="vi")
-    return {(m.id[0] if isinstance(m.id, tuple) else m.id): (m.string[0] if isinstance(m.string, tuple) else m.string)
-            for m in po if m.id}  # fmt: skip
+    return {str(m.id[0] if isinstance(m.id, (tuple, list)) else m.id):
+            str(m.string[0] if isinstance(m.string, (tuple, list)) else m.string) for m in po if m.id}  # fmt: skip
 
 
 def test_every_console_message_has_vietnamese() -> None:

@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import time
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -114,9 +115,14 @@ def test_checking_a_bad_signature_costs_a_few_hmacs_however_often_the_shop_was_s
                                    stored.with_new_secrets({k: f"secret-{save}-{k}" for k in WEBHOOK_TYPES},
                                                            time.time()))  # fmt: skip
     services.connections.save(connection, stored)
-    made = []
+    made: list[hmac.HMAC] = []
     real = hmac.new
-    monkeypatch.setattr("webhooks.signature.hmac.new", lambda *a, **k: made.append(1) or real(*a, **k))
+
+    def counted(*args: Any, **kwargs: Any) -> hmac.HMAC:
+        made.append(real(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr("webhooks.signature.hmac.new", counted)
     client.post(URL, data=BODY, headers={"X-Hub-Signature": "sha1=" + "0" * 64})
     # the stock.update type's current secret and the one it replaced, each as its text and as
     # its Base64 decoding: at most 4 HMACs, where checking every secret ever given would be 1,800

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
 from schemas.events import EventSchema, to_micros
 from schemas.kiotviet import parse_kiotviet_datetime
-from schemas.kiotviet_webhook import WEBHOOK_TYPES, DeliveryRejected, normalize_delivery, webhook_type
+from schemas.kiotviet_webhook import WEBHOOK_TYPES, DeliveryRejected, Normalized, normalize_delivery, webhook_type
 from tests.helpers import sample
 
 RECEIVED = "2026-11-30T08:00:00.000000+00:00"
@@ -31,7 +32,7 @@ EXPECTED = {
 }
 
 
-def normalize(body: dict, shop_id: str = "shop-42"):
+def normalize(body: dict[str, Any], shop_id: str = "shop-42") -> Normalized:
     raw = json.dumps(body).encode()
     return normalize_delivery(raw, body, shop_id, RECEIVED)
 

@@ -36,7 +36,7 @@ def test_each_price_books_prices_follow_the_price_books() -> None:
     runs = SyncRuns(fakeredis.FakeRedis())
     run_id = runs.start("s", ["products", "pricebooks", "customers"])
     runs.remember("s", run_id, "pricebooks", [201, 202, 201])  # a page read twice
-    steps, entity = [], "products"
+    steps, entity = [], "products"  # type: list[str], str | None
     while entity is not None:
         steps.append(entity)
         entity = next_entity(runs, "s", run_id, entity)

@@ -1,0 +1,57 @@
+"""The timing rules the job path relies on, checked on the constants and sessions themselves:
+change one of them and the rule it breaks fails here, not in production."""
+
+from __future__ import annotations
+
+import fakeredis
+import pytest
+
+from adapters import http, inbox, pending, state
+from adapters.kiotviet import KiotVietClient
+from adapters.kiotviet_auth import REFRESH_LOCK_SECONDS, TOKEN_EARLY_SECONDS, KiotVietAuth
+from adapters.vault import Vault
+from workers import apply, customers, drain, orders, reconcile
+
+ONE_TRY = sum(http.TIMEOUT)  # connect and read timeouts: the longest one try can take
+
+
+@pytest.fixture
+def auth() -> KiotVietAuth:
+    return KiotVietAuth(fakeredis.FakeRedis(), Vault("k"), "https://id.example/connect/token")
+
+
+def test_an_entity_lock_outlives_the_job_holding_it() -> None:
+    # RQ stops a job after JOB_SECONDS; until then no other worker may take its entity
+    assert state.LOCK_SECONDS > inbox.JOB_SECONDS
+    # a job waiting for a lock gives up (and is retried) before RQ would stop it
+    assert state.LOCK_WAIT_SECONDS < inbox.JOB_SECONDS
+
+
+def test_a_batch_lease_survives_a_missed_renewal() -> None:
+    assert drain.LEASE_MS / 1000 > 2 * drain.RENEW_SECONDS
+
+
+def test_a_batch_stops_starting_entities_early_enough_to_finish_within_the_job() -> None:
+    assert apply.BATCH_SECONDS + ONE_TRY < inbox.JOB_SECONDS
+
+
+@pytest.mark.parametrize("settle", [orders.SETTLE_SECONDS, customers.SETTLE_SECONDS], ids=["orders", "customers"])
+def test_an_interrupted_create_is_settled_only_after_kiotviet_can_still_answer_it(
+    settle: int, auth: KiotVietAuth
+) -> None:
+    client = KiotVietClient(base_url="https://public.kiotapi.com", retailer="shop", client_id="id",
+                            client_secret="secret", auth=auth)  # fmt: skip
+    longest_post = http.longest_call_seconds(client._session, "POST")
+    assert longest_post == ONE_TRY  # a create is never sent twice by the session itself
+    assert settle > longest_post
+
+
+def test_the_token_refresh_lock_outlives_the_token_request(auth: KiotVietAuth) -> None:
+    assert http.longest_call_seconds(auth._session, "POST") < REFRESH_LOCK_SECONDS
+    # a token handed out just before its replacement is still good for a whole try
+    assert TOKEN_EARLY_SECONDS > ONE_TRY
+
+
+def test_a_lost_wake_up_is_noticed_within_a_few_ticks() -> None:
+    assert reconcile.WAKE_AFTER_MS / 1000 > reconcile.TICK_SECONDS  # not woken while its drain is queued
+    assert pending.DRAIN_FLAG_SECONDS > inbox.JOB_SECONDS  # a running drain's flag never lapses
