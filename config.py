@@ -10,6 +10,9 @@ from typing import Any
 DEFAULT_KIOTVIET_API_URL = "https://public.kiotapi.com"
 DEFAULT_KIOTVIET_TOKEN_URL = "https://id.kiotviet.vn/connect/token"
 MAX_BODY_BYTES = 1024 * 1024
+# how long a call to KiotViet or Abaha waits for an answer; the timing rules
+# (tests/unit/test_timing_rules.py) are checked at the longest allowed
+MAX_PEER_READ_TIMEOUT = 30
 
 
 class ConfigError(ValueError):
@@ -32,6 +35,7 @@ class Settings:
     state_dir: str
     kiotviet_hourly_budget: int = 5000
     max_body_bytes: int = MAX_BODY_BYTES
+    peer_read_timeout: int = MAX_PEER_READ_TIMEOUT
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -44,6 +48,9 @@ class Settings:
         hourly_budget = _whole(env, "KIOTVIET_HOURLY_BUDGET", 5000)
         if hourly_budget < 100:
             raise ConfigError("KIOTVIET_HOURLY_BUDGET must be at least 100 requests an hour")
+        read_timeout = _whole(env, "PEER_READ_TIMEOUT", MAX_PEER_READ_TIMEOUT)
+        if not 1 <= read_timeout <= MAX_PEER_READ_TIMEOUT:
+            raise ConfigError(f"PEER_READ_TIMEOUT must be between 1 and {MAX_PEER_READ_TIMEOUT} seconds")
         return cls(
             redis_url=_blank_to_none(env.get("REDIS_URL")),
             kiotviet_api_url=env.get("KIOTVIET_API_URL", DEFAULT_KIOTVIET_API_URL).rstrip("/"),
@@ -56,6 +63,7 @@ class Settings:
             reconcile_interval=reconcile_interval,
             state_dir=env.get("LOCAL_STATE_DIR", os.path.join(os.getcwd(), ".local")),
             kiotviet_hourly_budget=hourly_budget,
+            peer_read_timeout=read_timeout,
         )
 
     @property

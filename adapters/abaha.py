@@ -40,11 +40,14 @@ class ListPage:
 class AbahaClient:
     """One shop's calls to Abaha."""
 
-    def __init__(self, *, base_url: str, shop_id: str, api_token: str, session: requests.Session | None = None) -> None:
+    def __init__(self, *, base_url: str, shop_id: str, api_token: str, session: requests.Session | None = None,
+                 read_timeout: float | None = None) -> None:  # fmt: skip
         self._base = f"{base_url.rstrip('/')}/v1/shops/{shop_id}"
         self._token = api_token
         # every Abaha write is keyed, so all of them may be retried in place
-        self._session = session or make_session(retry_methods=("GET", "PUT", "PATCH", "DELETE"))
+        self._session = session or make_session(
+            retry_methods=("GET", "PUT", "PATCH", "DELETE"), read_timeout=read_timeout
+        )
 
     def __repr__(self) -> str:
         return f"AbahaClient(base={self._base!r})"

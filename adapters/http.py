@@ -10,14 +10,21 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from adapters.errors import TransientError
+from config import MAX_PEER_READ_TIMEOUT
 
 # retried in place (idempotent calls only) before a job sees them; every 5xx is transient too
 # (`is_transient`), a 524 included: the origin may have done the work, it must not be read as a refusal
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 520, 521, 522, 523, 524})
-TIMEOUT = (5.0, 30.0)  # connect, read
+TIMEOUT = (5.0, float(MAX_PEER_READ_TIMEOUT))  # connect, read (the longest allowed; PEER_READ_TIMEOUT may shorten it)
 # A longer Retry-After is not slept through inside a job: the job fails transiently and
 # RQ's own retry schedule takes over.
 MAX_INLINE_RETRY_AFTER = 30
+
+
+class PeerSession(requests.Session):
+    """A session that knows how long its calls wait: its connect and read timeouts."""
+
+    timeout: tuple[float, float] = TIMEOUT
 
 
 class StatusRetry(Retry):
@@ -29,7 +36,8 @@ class StatusRetry(Retry):
 
 
 def make_session(retry_methods: Iterable[str], attempts: int = 3, backoff: float = 0.5,
-                 statuses: Iterable[int] = TRANSIENT_STATUSES) -> requests.Session:  # fmt: skip
+                 statuses: Iterable[int] = TRANSIENT_STATUSES,
+                 read_timeout: float | None = None) -> PeerSession:  # fmt: skip
     """A session retrying transient failures of `retry_methods` in place."""
     retry = StatusRetry(
         total=attempts,
@@ -44,7 +52,9 @@ def make_session(retry_methods: Iterable[str], attempts: int = 3, backoff: float
         retry_after_max=MAX_INLINE_RETRY_AFTER,
         raise_on_status=False,
     )
-    session = requests.Session()
+    session = PeerSession()
+    if read_timeout is not None:
+        session.timeout = (TIMEOUT[0], min(float(read_timeout), TIMEOUT[1]))
     adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=16)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
@@ -58,12 +68,13 @@ def longest_call_seconds(session: requests.Session, method: str) -> float:
     retry = adapter.max_retries if isinstance(adapter, HTTPAdapter) else Retry(0)
     retried = method.upper() in (retry.allowed_methods or ())
     tries = 1 + (retry.total if retried and isinstance(retry.total, int) else 0)
-    return tries * sum(TIMEOUT) + (tries - 1) * MAX_INLINE_RETRY_AFTER
+    timeout = session.timeout if isinstance(session, PeerSession) else TIMEOUT
+    return tries * sum(timeout) + (tries - 1) * MAX_INLINE_RETRY_AFTER
 
 
 def send(session: requests.Session, provider: str, method: str, url: str, **kwargs: Any) -> requests.Response:
     """Send one request; a network failure becomes a TransientError naming the provider."""
-    kwargs.setdefault("timeout", TIMEOUT)
+    kwargs.setdefault("timeout", session.timeout if isinstance(session, PeerSession) else TIMEOUT)
     try:
         return session.request(method, url, **kwargs)
     except (requests.ConnectionError, requests.Timeout) as exc:

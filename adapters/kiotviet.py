@@ -64,6 +64,7 @@ class KiotVietClient:
         session: requests.Session | None = None,
         budget: RequestBudget | None = None,
         priority: str = WEBHOOK,
+        read_timeout: float | None = None,
     ) -> None:
         self._base = base_url.rstrip("/")
         self._budget = budget
@@ -75,7 +76,8 @@ class KiotVietClient:
         # POST is not retried in place: creating an order twice is worse than failing once; a
         # 429 is not either: it pauses the shop's budget and the job is retried later
         self._session = session or make_session(retry_methods=("GET", "PUT", "DELETE"),
-                                                statuses=TRANSIENT_STATUSES - {429})  # fmt: skip
+                                                statuses=TRANSIENT_STATUSES - {429},
+                                                read_timeout=read_timeout)  # fmt: skip
 
     def __repr__(self) -> str:
         return f"KiotVietClient(retailer={self._retailer!r})"

@@ -25,13 +25,13 @@ PROVIDER = "KiotViet"
 class KiotVietAuth:
     """Client-credentials tokens, cached in Redis so every process of a deployment shares one."""
 
-    def __init__(
-        self, redis_client: redis.Redis, vault: Vault, token_url: str, session: requests.Session | None = None
-    ) -> None:
+    def __init__(self, redis_client: redis.Redis, vault: Vault, token_url: str, session: requests.Session | None = None,
+                 read_timeout: float | None = None) -> None:  # fmt: skip
         self._redis = redis_client
         self._vault = vault
         self._token_url = token_url
-        self._session = session or make_session(retry_methods=("POST",), attempts=TOKEN_ATTEMPTS)
+        self._session = session or make_session(retry_methods=("POST",), attempts=TOKEN_ATTEMPTS,
+                                                read_timeout=read_timeout)  # fmt: skip
 
     def token(self, client_id: str, client_secret: str, stale: str | None = None) -> str:
         """A valid token; `stale` is one KiotViet just refused, to be replaced once."""

@@ -184,9 +184,11 @@ class ConnectionAdmin:
 
     def client(self, retailer: str, client_id: str, client_secret: str) -> KiotVietClient:
         settings = self._services.settings
-        auth = KiotVietAuth(self._services.redis, self._services.vault, settings.kiotviet_token_url)
+        auth = KiotVietAuth(self._services.redis, self._services.vault, settings.kiotviet_token_url,
+                            read_timeout=settings.peer_read_timeout)  # fmt: skip
         return KiotVietClient(base_url=settings.kiotviet_api_url, retailer=retailer, client_id=client_id,
-                              client_secret=client_secret, auth=auth)  # fmt: skip
+                              client_secret=client_secret, auth=auth,
+                              read_timeout=settings.peer_read_timeout)  # fmt: skip
 
     def _kiotviet_url(self, shop_id: str) -> str | None:
         base = self._services.settings.public_base_url

@@ -51,7 +51,8 @@ def shop_context(services: Services, shop_id: str, priority: str = WEBHOOK) -> S
     settings = services.settings
     if not settings.abaha_api_url:
         raise PermanentError("ABAHA_API_URL is not set: the service cannot write to Abaha")
-    auth = KiotVietAuth(services.redis, services.vault, settings.kiotviet_token_url)
+    auth = KiotVietAuth(services.redis, services.vault, settings.kiotviet_token_url,
+                        read_timeout=settings.peer_read_timeout)  # fmt: skip
     kiotviet = KiotVietClient(
         base_url=settings.kiotviet_api_url,
         retailer=connection.retailer,
@@ -60,7 +61,9 @@ def shop_context(services: Services, shop_id: str, priority: str = WEBHOOK) -> S
         auth=auth,
         budget=RequestBudget(services.redis, BudgetPolicy(settings.kiotviet_hourly_budget)),
         priority=priority,
+        read_timeout=settings.peer_read_timeout,
     )
-    abaha = AbahaClient(base_url=settings.abaha_api_url, shop_id=shop_id, api_token=secrets.abaha_api_token)
+    abaha = AbahaClient(base_url=settings.abaha_api_url, shop_id=shop_id, api_token=secrets.abaha_api_token,
+                        read_timeout=settings.peer_read_timeout)  # fmt: skip
     return ShopContext(connection=connection, kiotviet=kiotviet, abaha=abaha, state=services.state,
                        links=services.links, pending=services.pending, catalog=services.catalog)  # fmt: skip

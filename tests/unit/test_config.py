@@ -11,12 +11,14 @@ def test_defaults_follow_the_spec() -> None:
     assert settings.kiotviet_token_url == "https://id.kiotviet.vn/connect/token"
     assert (settings.log_format, settings.reconcile_interval, settings.kiotviet_hourly_budget) == ("json", 900, 5000)
     assert settings.is_local and settings.redis_url is None
+    assert settings.peer_read_timeout == 30
 
 
 @pytest.mark.parametrize(
     "environ, message",
     [({"LOG_FORMAT": "xml"}, "LOG_FORMAT"), ({"RECONCILE_INTERVAL": "soon"}, "RECONCILE_INTERVAL"),
-     ({"RECONCILE_INTERVAL": "-1"}, "negative"), ({"KIOTVIET_HOURLY_BUDGET": "10"}, "at least 100")],
+     ({"RECONCILE_INTERVAL": "-1"}, "negative"), ({"KIOTVIET_HOURLY_BUDGET": "10"}, "at least 100"),
+     ({"PEER_READ_TIMEOUT": "0"}, "between 1 and 30"), ({"PEER_READ_TIMEOUT": "90"}, "between 1 and 30")],
 )  # fmt: skip
 def test_bad_settings_are_refused_by_name(environ: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):

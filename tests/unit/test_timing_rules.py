@@ -55,3 +55,16 @@ def test_the_token_refresh_lock_outlives_the_token_request(auth: KiotVietAuth) -
 def test_a_lost_wake_up_is_noticed_within_a_few_ticks() -> None:
     assert reconcile.WAKE_AFTER_MS / 1000 > reconcile.TICK_SECONDS  # not woken while its drain is queued
     assert pending.DRAIN_FLAG_SECONDS > inbox.JOB_SECONDS  # a running drain's flag never lapses
+
+
+def test_a_shorter_read_timeout_reaches_every_call(auth: KiotVietAuth) -> None:
+    client = KiotVietClient(base_url="https://public.kiotapi.com", retailer="shop", client_id="id",
+                            client_secret="secret", auth=auth, read_timeout=2)  # fmt: skip
+    assert http.longest_call_seconds(client._session, "POST") == http.TIMEOUT[0] + 2
+
+
+def test_a_call_waits_as_long_as_its_session_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    session, seen = http.make_session(("GET",), read_timeout=2), []
+    monkeypatch.setattr(session, "request", lambda method, url, **kwargs: seen.append(kwargs["timeout"]))
+    http.send(session, "KiotViet", "GET", "https://public.kiotapi.com/products")
+    assert seen == [(http.TIMEOUT[0], 2.0)]
