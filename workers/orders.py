@@ -72,7 +72,10 @@ def create_kiotviet_order(order: AbahaOrder, ctx: ShopContext) -> dict[str, Any]
     try:
         created = ctx.kiotviet.create_order(body)
     except KiotVietRejected as exc:
-        if exc.status >= 500 or exc.status in (408, 429):
+        if exc.status == 429:  # throttled before it was looked at: nothing was made
+            ctx.links.clear_intent(shop, order.id)
+            raise TransientError("KiotViet is throttling the shop (429 to POST /orders); trying again later") from exc
+        if exc.status >= 500 or exc.status == 408:
             raise TransientError(f"KiotViet answered {exc.status} to POST /orders") from exc
         ctx.links.clear_intent(shop, order.id)  # KiotViet's own refusal: nothing was made
         raise OrderRefused(explain_refusal(exc, order, ctx)) from exc

@@ -92,6 +92,15 @@ def test_a_refused_order_leaves_no_intent_so_a_replay_creates_it(ctx: ShopContex
     assert len(made_in_kiotviet(kiotviet)) == 1
 
 
+def test_a_throttled_order_was_not_made_so_its_retry_makes_it_at_once(ctx: ShopContext, kiotviet: FakeKiotViet) -> None:
+    kiotviet.fail_next("create_order", KiotVietRejected("KiotViet answered 429", 429))
+    with pytest.raises(TransientError, match="throttling"):
+        apply_abaha_order(order_event(), ctx)
+    assert ctx.links.order_record(SHOP, ORDER_ID) is None  # no intent: no adoption wait
+    assert apply_abaha_order(order_event(), ctx) == Outcome.APPLIED
+    assert len(made_in_kiotviet(kiotviet)) == 1
+
+
 @pytest.mark.parametrize("status", [501, 505, 507, 520, 524])
 def test_an_unusual_5xx_after_the_order_was_made_keeps_the_intent_and_ends_in_adoption(
     ctx: ShopContext, kiotviet: FakeKiotViet, status: int
