@@ -22,7 +22,7 @@ class Mode(StrEnum):
     """How a change orders against others of its entity."""
 
     KIOTVIET = "k"  # dated by KiotViet: on an equal version with other content, read KiotViet
-    ABAHA = "a"  # dated by Abaha (one-second times): on an equal version, the later-received wins
+    ABAHA = "a"  # dated by Abaha (one-second times): on an equal version with other content, read Abaha
     READ = "r"  # content just read from the source: its version is the read's
     SIGNAL = "s"  # "this changed": no content; the current value is read when it is applied
 

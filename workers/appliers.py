@@ -63,6 +63,20 @@ def read_kiotviet_order(event: Event, ctx: ShopContext) -> Event | None:
     return None if order is None else _with_data(event, asdict(order), order.modified_date)
 
 
+def read_abaha_customer(event: Event, ctx: ShopContext) -> Event | None:
+    """The customer as Abaha holds it now: listed from the second of the change's version (Abaha
+    has no read of one customer); None when it is no longer listed (deleted)."""
+    wanted, page = int(event.entity_id), 1
+    while True:
+        listed = ctx.abaha.customers_page(event.version, page)
+        found = next((c for c in listed.items if c.id == wanted), None)
+        if found is not None:
+            return _with_data(event, asdict(found), found.updated_at)
+        if listed.next_page is None:
+            return None
+        page = listed.next_page
+
+
 def _with_data(event: Event, data: dict[str, object], version: str | None) -> Event:
     return replace(event, data=plain_json(data), version=version or event.version)
 
@@ -75,6 +89,6 @@ APPLIERS: dict[str, Applier] = {
     "price": apply_prices,
     "kv_customer": one_by_one("kv_customer", customers.apply_kiotviet_customer, read_kiotviet_customer),
     "kv_order": one_by_one("kv_order", orders.apply_kiotviet_order, read_kiotviet_order),
-    "abaha_customer": one_by_one("abaha_customer", customers.apply_abaha_customer),
+    "abaha_customer": one_by_one("abaha_customer", customers.apply_abaha_customer, read_abaha_customer),
     "abaha_order": one_by_one("abaha_order", orders.apply_abaha_order),
 }

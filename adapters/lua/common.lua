@@ -1,6 +1,7 @@
 -- Shared by the pending store's scripts. A pending record's meta is
 -- "mode|order|fingerprint|signal|count|first":
---   mode         k (dated by KiotViet), a (dated by Abaha), r (read from the source), s (signal only)
+--   mode         k (dated by KiotViet), a (dated by Abaha, to the second), r (read from the source),
+--                s (signal only)
 --   order        the content's version (micros), or "-" when the record has no content yet
 --   fingerprint  of the content, so a different content with an equal version is not a repeat
 --   signal       Redis time (ms) of the latest "this changed, read it" (0: none)
@@ -33,8 +34,8 @@ local function merge(ma, mb, now)
     local na, nb = tonumber(ao), tonumber(bo)
     if nb > na then
       keep, m, o, fp = 'b', bm, bo, bfp
-    elseif nb == na and bfp ~= afp and am == 'k' then
-      s = now -- two contents with one KiotViet version: what KiotViet holds now wins, so read it
+    elseif nb == na and bfp ~= afp and (am == 'k' or am == 'a') then
+      s = now -- two contents with one version: what the source holds now wins, so read it
     end
   end
   return format(m, o, fp, s, an + bn, math.min(at, bt)), keep

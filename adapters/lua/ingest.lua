@@ -23,8 +23,8 @@ for i = 4, #ARGV, 6 do
         local o, a = tonumber(order), tonumber(ao)
         if a and (o < a or (o == a and fp == afp)) then
           drop = true
-        elseif a and o == a and mode == 'k' then
-          signal = now -- equal version, other content: read what KiotViet holds now
+        elseif a and o == a and (mode == 'k' or mode == 'a') then
+          signal = now -- equal version, other content: read what the source holds now
         end
       end
     end

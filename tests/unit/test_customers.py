@@ -4,6 +4,7 @@ erased that the other side does not carry."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from schemas.kiotviet_webhook import normalize_delivery
 from tests.conftest import SHOP
 from tests.fakes import FakeAbaha, FakeKiotViet, stamp
 from tests.helpers import sample
+from wiring import Services
 from workers.context import ShopContext
 from workers.customers import apply_abaha_customer, apply_kiotviet_customer
 
@@ -138,3 +140,17 @@ def test_an_abaha_customer_whose_phone_kiotviet_has_is_linked_not_duplicated(
 @pytest.mark.parametrize("given", ["0912345678", "+84 912 345 678", "84912345678", "091-234-5678"])
 def test_phone_numbers_are_compared_in_one_form(given: str) -> None:
     assert local_phone(given) == "0912345678"
+
+
+def test_two_abaha_edits_in_one_second_end_as_abaha_holds_the_customer(
+    services: Services, work_off: Callable[[], int], abaha: FakeAbaha, kiotviet: FakeKiotViet
+) -> None:
+    second = "2026-11-30T09:30:00+07:00"  # Abaha stamps whole seconds: both edits carry it
+    first, then = abaha_event(name="Bình A", updated_at=second), abaha_event(name="Bình B", updated_at=second)
+    abaha.customers[556] = {**then.data, "id": 556}  # what Abaha holds now: the second edit
+    services.inbox.accept(SHOP, [then], branch_id=11)
+    services.inbox.accept(SHOP, [first], branch_id=11)  # the older one arrives last
+    work_off()
+    (made,) = [c for c in kiotviet.customers.values() if c.get("contactNumber") == "0987654321"]
+    assert made["name"] == "Bình B"
+    assert "customers_page 1" in abaha.calls  # read, since the two versions were equal
