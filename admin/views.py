@@ -9,13 +9,14 @@ from flask import Blueprint, Response, jsonify, request
 
 from adapters.syncruns import SyncRuns
 from admin.connections import ConnectionAdmin, ConnectionInvalid
-from admin.failed import requeue_failed
+from admin.failed import failed_changes, requeue_failed
 from admin.quarantine import admit
 from admin.sync import start_sync_run
 from wiring import current_services
 
 log = structlog.get_logger(__name__)
 blueprint = Blueprint("admin", __name__, url_prefix="/admin")
+REQUEUE_FIELDS = ("shop_id", "type", "job_id")
 
 
 @blueprint.errorhandler(ConnectionInvalid)
@@ -92,13 +93,23 @@ def admit_one(shop_id: str, entry_id: str) -> Response | tuple[Response, int]:
     return jsonify(result.to_json())
 
 
+@blueprint.get("/failed")
+def list_failed() -> Response:
+    """Failed changes (of `?shop_id=`), newest first, each with its operator message (the trace
+    stays in the dashboard)."""
+    found = failed_changes(current_services().redis, request.args.get("shop_id") or None)
+    return jsonify(failed=[change.to_json() for change in found])
+
+
 @blueprint.post("/failed/requeue")
 def requeue() -> Response | tuple[Response, int]:
+    """Replay failed changes: one (`job_id`), or those of a shop and type, or all of them."""
     body: Any = request.get_json(silent=True) if request.content_length else {}
-    if not isinstance(body, dict):
-        return jsonify(errors=["body: must be a JSON object with optional shop_id and type"]), 400
-    requeued = requeue_failed(current_services().redis, body.get("shop_id"), body.get("type"))
-    log.info("failed.requeued", count=len(requeued), shop_id=body.get("shop_id"), type=body.get("type"))
+    if not isinstance(body, dict) or any(not isinstance(body.get(k), (str, type(None))) for k in REQUEUE_FIELDS):
+        return jsonify(errors=["body: must be a JSON object with optional text shop_id, type and job_id"]), 400
+    requeued = requeue_failed(current_services().redis, body.get("shop_id"), body.get("type"), body.get("job_id"))
+    log.info("failed.requeued", count=len(requeued), shop_id=body.get("shop_id"), type=body.get("type"),
+             job_id=body.get("job_id"))  # fmt: skip
     return jsonify(requeued=len(requeued), job_ids=requeued)
 
 

@@ -38,6 +38,8 @@ class AbahaShop:
     # service takes an Abaha change made in the same second as a KiotViet one for the older one
     # (tests/integration/test_customers.py::test_a_phone_known_in_kiotviet_is_matched_not_duplicated)
     timespec: str = "seconds"  # real Abaha stamps whole seconds
+    # SKUs Abaha refuses (say, held for review), with the reason it gives, item by item
+    refused_skus: dict[str, str] = field(default_factory=dict)
 
 
 class AbahaSandbox:
@@ -113,7 +115,7 @@ def put_one(shop: AbahaShop, item: Any) -> dict[str, Any]:
         return {"kv_id": item.get("kv_id") if isinstance(item, dict) else None, "status": "error",
                 "error": "kv_id must be an integer"}  # fmt: skip
     body = {k: v for k, v in item.items() if k != "kv_id"}
-    problem = product_problem(body)
+    problem = product_problem(body) or shop.refused_skus.get(str(body.get("sku")))
     if problem:
         return {"kv_id": kv_id, "status": "error", "error": problem}
     shop.products[str(kv_id)] = body
@@ -166,10 +168,10 @@ def _api_routes(sandbox: AbahaSandbox) -> Blueprint:  # noqa: C901 - one small c
     @bp.put("/products/<kv_id>")
     def put_product(shop_id: str, kv_id: str) -> Any:
         body = request.get_json(force=True)
-        problem = product_problem(body)
+        shop = shop_of(shop_id)
+        problem = product_problem(body) or shop.refused_skus.get(str(body.get("sku")))
         if problem:
             return error(422, "invalid", problem)
-        shop = shop_of(shop_id)
         with sandbox.lock:
             created = kv_id not in shop.products
             shop.products[kv_id] = body

@@ -277,6 +277,7 @@ class FakeAbaha(Recorder):
         self.order_links: dict[int, tuple[int, str | None]] = {}
         self.statuses: dict[int, str] = {}
         self.refused_products: set[int] = set()
+        self.product_writes: list[int] = []  # kv ids of every product put, in order
         self._ids = itertools.count(500)
 
     def put_category(self, kv_id: int, body: dict[str, Any]) -> None:
@@ -296,6 +297,7 @@ class FakeAbaha(Recorder):
                 results.append(ItemResult(int(item["kv_id"]), "error", "sku is refused"))
                 continue
             self.products[int(item["kv_id"])] = body
+            self.product_writes.append(int(item["kv_id"]))
             results.append(ItemResult(int(item["kv_id"]), "ok"))
         return results
 

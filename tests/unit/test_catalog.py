@@ -7,10 +7,12 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from flask.testing import FlaskClient
+
 from admin.failed import failed_changes
 from schemas.events import Event
 from schemas.kiotviet_webhook import normalize_delivery
-from tests.conftest import BRANCH, SHOP
+from tests.conftest import ADMIN_TOKEN, BRANCH, SHOP
 from tests.fakes import FakeAbaha, FakeKiotViet, stamp
 from tests.helpers import sample
 from wiring import Services
@@ -161,6 +163,29 @@ def test_abaha_refusing_one_product_fails_that_product_alone(
     (failed,) = failed_changes(services.redis, SHOP)  # a job of its own, replayable alone
     assert (failed.kind, failed.entity_id) == ("product.update", "3002")
     assert failed.message.startswith("Abaha refused product SP000124 (3002)")
+
+
+def test_a_failed_change_is_listed_and_replayed_alone_through_the_admin_api(
+    services: Services, work_off: Drain, abaha: FakeAbaha, client: FlaskClient
+) -> None:
+    abaha.refused_products.update({3002, 3003})
+    base = {**sample("kiotviet/product.update")["Notifications"][0]["Data"][0], "MasterProductId": None}
+    deliver(services, "product.update", items=[{**base, "Id": i, "Code": f"SP{i}"} for i in (3001, 3002, 3003)])
+    work_off()
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    listed: list[dict[str, Any]] = client.get(f"/admin/failed?shop_id={SHOP}", headers=auth).json["failed"]  # type: ignore[index]
+    assert sorted(f["entity_id"] for f in listed) == ["3002", "3003"]
+    assert all(f["message"].startswith("Abaha refused product") and "Traceback" not in f["message"] for f in listed)
+    assert client.post("/admin/failed/requeue", json={"job_id": 7}, headers=auth).status_code == 400
+    abaha.refused_products.clear()  # the operator fixed the cause of both; replays one of them
+    one = next(f for f in listed if f["entity_id"] == "3002")
+    answer = client.post("/admin/failed/requeue", json={"job_id": one["job_id"]}, headers=auth).json
+    assert answer == {"requeued": 1, "job_ids": [one["job_id"]]}
+    work_off()
+    assert 3002 in abaha.products and 3003 not in abaha.products
+    assert abaha.product_writes.count(3002) == 1  # applied once
+    left: list[dict[str, Any]] = client.get(f"/admin/failed?shop_id={SHOP}", headers=auth).json["failed"]  # type: ignore[index]
+    assert [f["entity_id"] for f in left] == ["3003"]
 
 
 def test_category_update_and_a_confirmed_delete(
