@@ -130,6 +130,16 @@ class LinkStore:
         second = int(clock.now().timestamp()) * 1_000_000
         self._redis.hset(key, field, json.dumps([*ours, [fingerprint, second]][-OWN_WRITES_KEPT:]))
 
+    @contextmanager
+    def writing(self, shop_id: str, side: str, entity_id: int | None, fingerprint: str) -> Iterator[None]:
+        """Around a write of this content to `side`: kept as ours once the call returns, even
+        when it failed, since a failed call may have done the write (a 5xx after it, a timeout)."""
+        try:
+            yield
+        finally:
+            if entity_id is not None:
+                self.wrote_content(shop_id, side, entity_id, fingerprint)
+
     def is_own_echo(self, shop_id: str, side: str, entity_id: int, fingerprint: str, version: int) -> bool:
         """True when a change reported by `side` carries the content of one of our recent writes
         there and is stamped no later than that write was made (give or take the peers' clocks):

@@ -86,9 +86,11 @@ def write_customer_to_abaha(customer: KvCustomer, groups: list[int], ctx: ShopCo
             expecting.enter_context(ctx.links.expecting_content(shop, KIOTVIET, customer.id, content))
             if abaha_id is not None:
                 expecting.enter_context(ctx.links.expecting_content(shop, ABAHA, abaha_id, content))
-            linked = ctx.abaha.put_customer(customer.id, body)
+            with ctx.links.writing(shop, ABAHA, abaha_id, content):
+                linked = ctx.abaha.put_customer(customer.id, body)
         ctx.links.remember_content(shop, ABAHA, linked, content)
-        ctx.links.wrote_content(shop, ABAHA, linked, content)
+        if abaha_id is None:
+            ctx.links.wrote_content(shop, ABAHA, linked, content)
         ctx.links.link_customer(shop, customer.id, linked)
 
 
@@ -128,9 +130,9 @@ def apply_abaha_customer(event: Event, ctx: ShopContext) -> Outcome:
         def write() -> None:
             with ctx.links.expecting_content(shop, ABAHA, customer.id, content):
                 if not created:
-                    with ctx.links.expecting_content(shop, KIOTVIET, kv, content):
+                    with ctx.links.expecting_content(shop, KIOTVIET, kv, content), \
+                            ctx.links.writing(shop, KIOTVIET, kv, content):  # fmt: skip
                         ctx.kiotviet.update_customer(kv, kiotviet_customer_body(customer, ctx))
-                    ctx.links.wrote_content(shop, KIOTVIET, kv, content)
                 link_on_abaha(customer, kv, ctx)
 
         return guarded(ctx, "customer", str(kv), event.version_second, content, write)
@@ -200,8 +202,8 @@ def link_on_abaha(customer: AbahaCustomer, kv_id: int, ctx: ShopContext) -> None
     body = present({"abaha_id": customer.id, "name": customer.name, "phone": customer.phone, "email": customer.email,
                     "gender": customer.gender, "birth_date": customer.birth_date, "address": customer.address,
                     "source_modified_at": customer.updated_at})  # fmt: skip
-    ctx.abaha.put_customer(kv_id, body)
-    ctx.links.wrote_content(ctx.connection.shop_id, ABAHA, customer.id, abaha_fingerprint(customer))
+    with ctx.links.writing(ctx.connection.shop_id, ABAHA, customer.id, abaha_fingerprint(customer)):
+        ctx.abaha.put_customer(kv_id, body)
     ctx.links.link_customer(ctx.connection.shop_id, kv_id, customer.id)
 
 

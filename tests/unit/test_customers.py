@@ -180,9 +180,10 @@ def test_the_late_echo_of_an_earlier_write_does_not_undo_a_later_one(
     assert kiotviet.customers[kv_id]["name"] == "Bình B"
 
 
+@pytest.mark.parametrize("answer", ["ok", "500 after the write"])
 def test_the_echo_of_a_write_that_crossed_a_newer_edit_does_not_undo_that_edit(
     services: Services, work_off: Callable[[], int], abaha: FakeAbaha, kiotviet: FakeKiotViet,
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, answer: str,
 ) -> None:  # fmt: skip
     moment = [datetime(2026, 12, 1, 5, 0, 0, tzinfo=UTC)]
     monkeypatch.setattr(clock, "now", lambda: moment[0])
@@ -203,6 +204,15 @@ def test_the_echo_of_a_write_that_crossed_a_newer_edit_does_not_undo_that_edit(
     edited = abaha_event(name="Khách web 2", updated_at=at(12))  # then the shopper renames their account
     abaha.customers[556].update(edited.data)
     at(13)
+    if answer != "ok":  # Abaha writes the customer, then fails to say so
+        put = abaha.put_customer
+
+        def written_then_failed(kv_id: int, body: dict[str, Any]) -> int:
+            monkeypatch.setattr(abaha, "put_customer", put)
+            put(kv_id, body)
+            raise TransientError("Abaha answered 500")
+
+        monkeypatch.setattr(abaha, "put_customer", written_then_failed)
     services.inbox.accept(SHOP, [counter], branch_id=11)
     work_off()  # the counter's rename reaches Abaha after the shopper's, overwriting it there
     assert abaha.customers[556]["name"] == "Khách quầy"
@@ -214,3 +224,23 @@ def test_the_echo_of_a_write_that_crossed_a_newer_edit_does_not_undo_that_edit(
     services.inbox.accept(SHOP, [echo], branch_id=11)  # Abaha's echo of the counter's rename, stamped 13
     work_off()
     assert (abaha.customers[556]["name"], kiotviet.customers[kv_id]["name"]) == ("Khách web 2", "Khách web 2")
+
+
+def test_two_kiotviet_edits_in_one_second_end_as_the_later_one(
+    services: Services, work_off: Callable[[], int], abaha: FakeAbaha, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = kiotviet_event(Name="Nguyễn Văn A", ModifiedDate="2026-11-30T09:00:00.2000000+07:00")
+    then = kiotviet_event(Name="Nguyễn Văn B", ModifiedDate="2026-11-30T09:00:00.7000000+07:00")
+    put = abaha.put_customer
+
+    def unavailable_once(kv_id: int, body: dict[str, Any]) -> int:
+        monkeypatch.setattr(abaha, "put_customer", put)
+        raise TransientError("Abaha answered 503")
+
+    monkeypatch.setattr(abaha, "put_customer", unavailable_once)
+    services.inbox.accept(SHOP, [first], branch_id=11)
+    work_off()  # the first edit failed once: its retry waits
+    services.inbox.accept(SHOP, [then], branch_id=11)
+    work_off()  # the later edit, then the first one's retry
+    (customer,) = [c for c in abaha.customers.values() if c.get("kv_id") == 7001]
+    assert customer["name"] == "Nguyễn Văn B"
