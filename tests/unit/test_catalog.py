@@ -263,3 +263,32 @@ def test_a_batch_whose_reads_take_its_time_leaves_the_rest_to_the_next_batch(
     # a batch stops starting reads after BATCH_SECONDS, so no batch runs into RQ's job timeout
     assert max(per_call) <= BATCH_SECONDS // 15 + 1 and sum(per_call) == 10, per_call
     assert failed_changes(services.redis) == [] and services.state.counts(SHOP).get("retrying", 0) == 0
+
+
+def test_a_batch_whose_price_reads_take_its_time_leaves_the_rest_to_the_next_batch(
+    services: Services, work_off: Drain, abaha: FakeAbaha, kiotviet: FakeKiotViet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = SimpleNamespace(now=0.0)
+    monkeypatch.setattr("workers.apply.time", SimpleNamespace(monotonic=lambda: clock.now))
+    read = kiotviet.product
+
+    def slow_read(product_id: int) -> Any:
+        clock.now += 15  # each read of KiotViet takes 15 s
+        return read(product_id)
+
+    monkeypatch.setattr(kiotviet, "product", slow_read)
+    kiotviet.books[201] = {"id": 201, "name": "Giá sỉ", "isActive": True, "modifiedDate": stamp()}
+    abaha.price_lists[201] = {"name": "Giá sỉ", "active": True}
+    ids = list(range(9001, 9011))  # the last of a long book: cheaper read product by product
+    kiotviet.prices[201] = {pid: 1000 + pid for pid in range(1, 3001)} | {pid: 5000 + pid for pid in ids}
+    for pid in ids:
+        kiotviet.add_product(pid)
+    items = [{"PriceBookId": 201, "ProductId": pid, "Price": 1} for pid in ids]
+    deliver(services, "pricebookdetail.update", items=items)
+    work_off()
+    assert {pid: abaha.prices[(201, pid)] for pid in ids} == {pid: 5000 + pid for pid in ids}
+    reads = [c for c in kiotviet.calls if c.startswith("product ")]
+    batches = abaha.count("put_prices")
+    # a batch stops starting reads after BATCH_SECONDS, so no batch runs into RQ's job timeout
+    assert len(reads) == 10 and batches >= 10 / (BATCH_SECONDS // 15 + 1), (reads, batches)
+    assert failed_changes(services.redis) == [] and services.state.counts(SHOP).get("retrying", 0) == 0
