@@ -25,8 +25,8 @@ from rq import Worker
 
 from sandbox.abaha import Fault
 from sandbox.abaha_sales import post_event
-from sandbox.kiotviet_catalog import rest_product
-from sandbox.kiotviet_data import Retailer, grow_catalogue, pascal
+from sandbox.kiotviet_catalog import rest_product, share_stock
+from sandbox.kiotviet_data import Retailer, grow_catalogue, now_text, pascal
 from sandbox.kiotviet_http import parse_time
 from sandbox.stack import LocalStack
 from tests.helpers import sample, wait_for
@@ -222,6 +222,42 @@ def test_a_storm_coalesces_to_kiotviets_exact_final_state(stack: LocalStack) -> 
     assert all(writes[str(pid)] <= 2 * batches for pid in ids), writes
     assert total * 4 <= len(changes), (total, len(changes))
     assert shop.counts()["failed"] == 0
+
+
+def test_a_flash_sale_of_6000_stock_changes_costs_a_write_per_product_per_batch(stack: LocalStack) -> None:
+    shop = connect_shop(stack)
+    ids = add_products(shop, 60, 220_000)
+    with shop.retailer.lock:  # Abaha has the products already: the sale moves stock only
+        bodies = [{**pascal(rest_product(shop.retailer, shop.retailer.products[pid])), "MasterProductId": None,
+                   "MasterUnitId": None} for pid in ids]  # fmt: skip
+    send(shop, bundles(shop, {"product.update": bodies}))
+    assert settled(shop, ids, deadline=60, prices=False) == {}
+    before, batches_before = product_writes(shop), batches_of(stack, shop.shop_id)
+    rng = random.Random(60)  # noqa: S311 - a reproducible sale, not secrecy
+    started = time.monotonic()
+    for _ in range(60):  # KiotViet's stock moves while its deliveries are being applied
+        items = []
+        with shop.retailer.lock:
+            for pid in rng.choices(ids, k=100):
+                product = shop.retailer.products[pid]
+                row = next(i for i in product["inventories"] if i["branchId"] == BRANCH)
+                row["onHand"] = max(0, row["onHand"] + rng.choice((-3, -2, -1, -1, 5)))
+                share_stock(shop.retailer, pid, now_text())
+                items.append({"ProductId": pid, "ProductCode": product["code"], "BranchId": BRANCH,
+                              "OnHand": row["onHand"], "Reserved": row["reserved"]})  # fmt: skip
+        send(shop, bundles(shop, {"stock.update": items}), threads=1)
+    assert settled(shop, ids, deadline=120, prices=False) == {}
+    drained = time.monotonic() - started
+    wait_for(lambda: quiet(shop))
+    after = product_writes(shop)
+    writes = {pid: after[str(pid)] - before[str(pid)] for pid in ids}
+    batches = batches_of(stack, shop.shop_id) - batches_before
+    print(f"\nflash sale: 6000 stock changes over {len(ids)} products in 60 deliveries; {sum(writes.values())} "
+          f"Abaha writes in {batches} batches; exact {drained:.1f} s after the first delivery")  # fmt: skip
+    # one write per product per batch: as many batches as the drains took while the sale went on
+    # (each applied at once: no change waits for a batch to fill), never one write per change
+    assert all(count <= batches for count in writes.values()), writes
+    assert batches < 60 and sum(writes.values()) < 6000 / 2
 
 
 def test_one_refused_item_fails_alone_and_its_replay_applies_it_once(stack: LocalStack) -> None:
