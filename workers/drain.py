@@ -31,6 +31,7 @@ from adapters.budget import WEBHOOK
 from adapters.errors import TransientError
 from adapters.inbox import APPLY_CHANGE, FAILED_TTL, JOB_SECONDS, RETRY_INTERVALS, event_queue, job_retry
 from adapters.pending import Action, Meta, Pending, Release
+from adapters.state import RETRIED
 from schemas.changes import Change, Mode, change_of
 from schemas.events import Event, EventSchema, Outcome, event_id
 from wiring import Services
@@ -113,7 +114,7 @@ def apply_alone(event: Event, read: bool, services: Services) -> Outcome:
     assert result is not None
     if result.error is not None and result.outcome in (Outcome.FAILED, Outcome.RETRYING):
         raise result.error
-    services.state.count(event.shop_id, result.outcome)
+    services.state.count(event.shop_id, result.outcome, kind=change.kind)
     if result.outcome is Outcome.APPLIED:
         now_ms = redis_ms(services)
         services.state.record_writes(event.shop_id, [max(0.0, (now_ms - entry.meta.first_at) / 1000)], now_ms)
@@ -233,7 +234,12 @@ def retry_alone(entry: Pending, error: BaseException | None, services: Services)
 def count(services: Services, shop_id: str, done: BatchOutcome, entries: Sequence[Pending] = ()) -> dict[str, int]:
     """Count what became of each entity; how long each written one took from its arrival."""
     counted = Counter(result.outcome for result in done.results.values())
-    services.state.count_many(shop_id, dict(counted))
+    by_kind = Counter((entity.split(":", 1)[0], str(result.outcome)) for entity, result in done.results.items())
+    # tried again: alone on RQ's schedule, or with the shop's next drain after backing off
+    by_kind.update((entity.split(":", 1)[0], RETRIED) for entity, result in done.results.items()
+                   if result.outcome is Outcome.RETRYING)  # fmt: skip
+    by_kind.update((entry.kind, RETRIED) for entry in done.deferred)
+    services.state.count_kinds(shop_id, by_kind)
     now_ms = redis_ms(services)
     lags = [max(0.0, (now_ms - e.meta.first_at) / 1000) for e in entries
             if done.results.get(e.entity, Result(Outcome.IGNORED)).outcome is Outcome.APPLIED]  # fmt: skip
