@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from rq.serializers import JSONSerializer
 
+from adapters.inbox import live_workers
 from admin import auth, cli, views
 from admin.console import register_console
 from admin.metrics import SyncCollector
@@ -63,11 +64,17 @@ def register_health(app: Flask, redis_client: redis.Redis) -> None:
 
     @app.get("/readyz")
     def readyz() -> Response | tuple[Response, int]:
+        """Ready when Redis answers. Whether any worker is alive is said, not required: without
+        one, deliveries are still accepted and kept, which beats refusing them."""
         try:
             redis_client.ping()
+            workers = len(live_workers(redis_client))
         except redis.exceptions.RedisError:
             return jsonify(status="unavailable", redis=False), 503
-        return jsonify(status="ready", redis=True)
+        if not workers:
+            return jsonify(status="ready", redis=True, workers=0, workers_alive=False,
+                           warning="no worker is alive: changes are accepted but not applied")  # fmt: skip
+        return jsonify(status="ready", redis=True, workers=workers, workers_alive=True)
 
 
 def register_metrics(app: Flask) -> None:
