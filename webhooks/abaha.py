@@ -69,7 +69,7 @@ def ingest(services: Services, shop_id: str) -> tuple[Response, int]:
     accepted = services.inbox.accept(shop_id, [event])
     services.state.count_delivery(SOURCE, [event.type], DELIVERY_DUPLICATE if accepted.duplicate else None)
     log.info("abaha.event_accepted", shop_id=shop_id, event_type=event.type, entity_id=event.entity_id,
-             new=accepted.new, duplicate=accepted.duplicate)  # fmt: skip
+             event_id=event.id, new=accepted.new, duplicate=accepted.duplicate)  # fmt: skip
     return jsonify(status="accepted", new=accepted.new), 202
 
 

@@ -28,6 +28,7 @@ SIGNATURE_HEADER = "X-Hub-Signature"
 ANY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 REJECTED = {"status": "received"}
 SOURCE = "kiotviet"
+LOGGED_EVENT_IDS = 50  # a delivery's first event ids in its log line, to follow each to its write
 
 
 @blueprint.route("/webhooks/kiotviet/<shop_id>", methods=ANY_METHOD)
@@ -66,7 +67,8 @@ def ingest(services: Services, shop_id: str) -> Response:
         keep(services, shop_id, "partly unreadable: " + "; ".join(normalized.problems), raw, signed=True)
     log.info("kiotviet.delivery_accepted", shop_id=shop_id, delivery_id=normalized.delivery_id, verified_as=variant,
              events=len(normalized.events), new=accepted.new, coalesced=accepted.coalesced,
-             stale=accepted.stale, duplicate=accepted.duplicate)  # fmt: skip
+             stale=accepted.stale, duplicate=accepted.duplicate,
+             event_ids=[e.id for e in normalized.events[:LOGGED_EVENT_IDS]])  # fmt: skip
     return jsonify(status="accepted", events=len(normalized.events), new=accepted.new)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-from rq import Worker
 from rq.serializers import JSONSerializer
 from rq.worker import DequeueStrategy
 
@@ -12,6 +11,7 @@ from adapters.inbox import QUEUES, event_queue
 from config import Settings
 from logs import configure_logging
 from workers.context import process_services
+from workers.job_context import SyncWorker
 from workers.policy import failure_policy
 from workers.reconcile import keep_ticking
 
@@ -27,7 +27,7 @@ def main() -> None:
     services = process_services()
     keep_ticking(services)
     queues = [event_queue(services.redis, name) for name in QUEUES]
-    worker = Worker(
+    worker = SyncWorker(
         queues,
         connection=services.redis,
         serializer=JSONSerializer,

@@ -54,7 +54,7 @@ def drain_shop(shop_id: str) -> dict[str, Any]:
     batch = services.pending.take(shop_id, BATCH_LIMIT, LEASE_MS)
     if not batch.entries:
         return {"entities": 0}
-    structlog.contextvars.bind_contextvars(shop_id=shop_id, batch_id=batch.batch_id)
+    bound = structlog.contextvars.bind_contextvars(shop_id=shop_id, batch_id=batch.batch_id)
     try:
         with renewing(services, shop_id, batch.batch_id):
             done, follow_ups = run(batch.entries, batch.taken_at, services, shop_id, pending_left=batch.pending_left)
@@ -73,21 +73,22 @@ def drain_shop(shop_id: str) -> dict[str, Any]:
         log.info("drain.done", entities=len(batch.entries), kinds=kinds, pending_left=left, **counted)
         return {"entities": len(batch.entries), **counted}
     finally:
-        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.reset_contextvars(**bound)
 
 
 def apply_change(event_json: dict[str, Any], read: bool = False) -> dict[str, Any]:
     """Apply one change alone; fail as its applier says (RQ's failure handling takes over)."""
     job = get_current_job()
     event: Event = EventSchema().load(event_json)
-    structlog.contextvars.bind_contextvars(event_id=event.id, job_id=job.id if job else None, shop_id=event.shop_id)
+    bound = structlog.contextvars.bind_contextvars(event_id=event.id, job_id=job.id if job else None,
+                                                   shop_id=event.shop_id)  # fmt: skip
     try:
         services = process_services()
         outcome = apply_alone(event, read, services)
         log.info("change.done", outcome=outcome, entity_id=event.entity_id, event_type=event.type)
         return {"outcome": str(outcome)}
     finally:
-        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.reset_contextvars(**bound)
 
 
 def apply_alone(event: Event, read: bool, services: Services) -> Outcome:
@@ -218,7 +219,8 @@ def keep_failed(entry: Pending, error: BaseException | None, services: Services)
         registry.add(job, ttl=FAILED_TTL, exc_string=exc_string, pipeline=pipe)
         JobResult.create_failure(job, FAILED_TTL, exc_string, worker_name="drain", pipeline=pipe)
         pipe.execute()
-    log.error("change.failed", entity=entry.entity, reason=message[:500], error=type(error).__name__)
+    log.error("change.failed", entity=entry.entity, event_id=entry.event.id, failed_job_id=job.id,
+              reason=message[:500], error=type(error).__name__)  # fmt: skip
 
 
 def retry_alone(entry: Pending, error: BaseException | None, services: Services) -> None:
@@ -228,7 +230,8 @@ def retry_alone(entry: Pending, error: BaseException | None, services: Services)
     queue = event_queue(services.redis)
     job.retries_left = len(RETRY_INTERVALS) - 1  # this first wait is one of them
     queue.schedule_job(job, datetime.now(UTC) + timedelta(seconds=wait))
-    log.warning("change.retry_later", entity=entry.entity, seconds=wait, reason=str(error)[:300])
+    log.warning("change.retry_later", entity=entry.entity, event_id=entry.event.id, retry_job_id=job.id,
+                seconds=wait, reason=str(error)[:300])  # fmt: skip
 
 
 def count(services: Services, shop_id: str, done: BatchOutcome, entries: Sequence[Pending] = ()) -> dict[str, int]:
@@ -241,9 +244,11 @@ def count(services: Services, shop_id: str, done: BatchOutcome, entries: Sequenc
     by_kind.update((entry.kind, RETRIED) for entry in done.deferred)
     services.state.count_kinds(shop_id, by_kind)
     now_ms = redis_ms(services)
-    lags = [max(0.0, (now_ms - e.meta.first_at) / 1000) for e in entries
-            if done.results.get(e.entity, Result(Outcome.IGNORED)).outcome is Outcome.APPLIED]  # fmt: skip
+    written = [e for e in entries if done.results.get(e.entity, Result(Outcome.IGNORED)).outcome is Outcome.APPLIED]
+    lags = [max(0.0, (now_ms - e.meta.first_at) / 1000) for e in written]
     services.state.record_writes(shop_id, lags, now_ms)
+    for entry, lag in zip(written, lags, strict=True):  # the end of the trail a delivery's event_ids begin
+        log.info("change.written", entity=entry.entity, event_id=entry.event.id, lag_seconds=round(lag, 3))
     for entry in entries:
         if done.results.get(entry.entity, Result(Outcome.IGNORED)).outcome is Outcome.FAILED:
             services.state.record_failure(shop_id, now_ms, entry.entity)
