@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
@@ -167,3 +169,12 @@ def test_waiting_changes_and_queued_jobs_are_gauges(client: FlaskClient, service
     assert 0 <= value(samples, "sync_pending_oldest_age_seconds", shop_id=SHOP) < 60
     assert value(samples, "sync_queue_jobs", queue="events", registry="queued") == 1  # the shop's drain
     assert 0 <= value(samples, "sync_queue_oldest_job_age_seconds", queue="events") < 60
+
+
+def test_every_metric_the_operations_guide_names_is_exposed(client: FlaskClient) -> None:
+    text = client.get("/metrics", headers=AUTH).get_data(as_text=True)
+    families = {family.name for family in text_string_to_metric_families(text)}
+    guide = (Path(__file__).parents[2] / "docs" / "operations.md").read_text()
+    named = {re.sub(r"_(total|bucket|count|sum)$", "", n) for n in re.findall(r"\bsync_[a-z_]+[a-z]", guide)}
+    assert len(named) >= 15
+    assert named <= families, named - families
