@@ -21,7 +21,7 @@ from admin import auth, cli, views
 from admin.console import register_console
 from admin.metrics import SyncCollector
 from config import Settings
-from logs import configure_logging
+from logs import configure_logging, log_format_for
 from webhooks import abaha, kiotviet
 from wiring import Services, build_services, current_services
 
@@ -34,7 +34,7 @@ def create_app(overrides: Mapping[str, Any] | None = None, services: Services | 
     """Build the web app from the environment, with `overrides` replacing settings; tests may
     hand in ready `services` (e.g. on fakeredis)."""
     settings = services.settings if services else Settings.from_env().with_overrides(overrides)
-    configure_logging(settings.log_format)
+    configure_logging(log_format_for(settings.log_format, explicit=settings.log_format_chosen, local=settings.is_local))
     app = Flask(__name__)
     register_request_ids(app)
     services = services or build_services(settings, answering_webhooks=True)

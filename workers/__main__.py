@@ -9,7 +9,7 @@ from rq.worker import DequeueStrategy
 
 from adapters.inbox import QUEUES, event_queue
 from config import Settings
-from logs import configure_logging
+from logs import configure_logging, log_format_for
 from workers.context import process_services
 from workers.job_context import SyncWorker
 from workers.policy import failure_policy
@@ -22,7 +22,7 @@ WORKER_TTL_SECONDS = 45  # an idle worker wakes every 30 s, so maintenance is no
 
 def main() -> None:
     settings = Settings.from_env()
-    configure_logging(settings.log_format)
+    configure_logging(log_format_for(settings.log_format, explicit=settings.log_format_chosen, local=settings.is_local))
     # built once here, so every forked work horse inherits them instead of building its own
     services = process_services()
     keep_ticking(services)
