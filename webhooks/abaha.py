@@ -63,7 +63,7 @@ def ingest(services: Services, shop_id: str) -> tuple[Response, int]:
         raise Refused(400, str(exc)) from exc
     if event is None:
         log.info("abaha.event_ignored", shop_id=shop_id)
-        services.state.count(shop_id, Outcome.IGNORED)
+        services.state.count(shop_id, Outcome.IGNORED, kind=OTHER_TYPE)
         services.state.count_delivery(SOURCE, [OTHER_TYPE])
         return jsonify(status="ignored"), 202
     accepted = services.inbox.accept(shop_id, [event])

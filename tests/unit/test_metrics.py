@@ -83,6 +83,9 @@ def test_a_scripted_mix_is_counted_exactly(
     post(client, json.dumps(sample("kiotviet/stock.update")).encode(), secret="not the secret")
     post(client, product_body("d4"), shop="nobody-registered-this")
     client.post(f"/webhooks/abaha/{SHOP}", json=sample("abaha/order.created"), headers={"X-Abaha-Token": "wrong"})
+    unhandled = {**sample("abaha/order.created"), "type": "review.created"}
+    assert client.post(f"/webhooks/abaha/{SHOP}", json=unhandled,
+                       headers={"X-Abaha-Token": "abaha-webhook-token"}).status_code == 202  # fmt: skip
     abaha.fail_next("put_category", TransientError("Abaha answered 503"))
     post(client, json.dumps(sample("kiotviet/category.update")).encode())  # retried alone, later
     work_off()
@@ -97,6 +100,7 @@ def test_a_scripted_mix_is_counted_exactly(
         ((("source", "kiotviet"), ("type", "invoice.update")), 1.0),
         ((("source", "kiotviet"), ("type", "stock.update")), 1.0),
         ((("source", "abaha"), ("type", "unknown")), 1.0),
+        ((("source", "abaha"), ("type", "other")), 1.0),
     }
     assert value(samples, "sync_deliveries_rejected_total", source="kiotviet", type="stock.update") == 1
     assert value(samples, "sync_deliveries_rejected_total", source="kiotviet", type="product.update") == 1
@@ -108,7 +112,7 @@ def test_a_scripted_mix_is_counted_exactly(
     # Abaha holding that already
     assert changes == {("product", "applied"): 1, ("product", "failed"): 1, ("product", "stale"): 1,
                        ("product", "duplicate"): 1, ("invoice", "ignored"): 1, ("stock", "unchanged"): 2,
-                       ("category", "retrying"): 1}  # fmt: skip
+                       ("category", "retrying"): 1, ("other", "ignored"): 1}  # fmt: skip
     retries = {(name, labels): v for (name, labels), v in samples.items() if name == "sync_retries_total"}
     assert retries == {("sync_retries_total", (("kind", "category"), ("shop_id", SHOP))): 1}
     assert value(samples, "sync_events_total", shop_id=SHOP, outcome="quarantined") == 1
