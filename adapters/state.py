@@ -7,6 +7,7 @@ import contextlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +28,15 @@ LAG_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800)
 # frees itself soon after a killed job (`tests/unit/test_timing.py` checks both)
 LOCK_SECONDS = 120
 LOCK_WAIT_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class ShopReadings:
+    """A shop's counters as metrics read them."""
+
+    counts: dict[str, int]  # outcome → count
+    kind_counts: dict[tuple[str, str], int]  # (kind, outcome) → count
+    lag: dict[str, float]  # "le:<bucket>", "count", "sum", "last_at_ms"
 
 
 class SyncState:
@@ -111,6 +121,21 @@ class SyncState:
         raw = self._redis.hgetall(keys.shop_key(shop_id, keys.LAG))
         return {_text(k): float(v) for k, v in raw.items()}  # type: ignore[union-attr]
 
+    def readings(self, shop_ids: list[str]) -> dict[str, ShopReadings]:
+        """`counts`, `kind_counts` and `lag` of many shops, in one round trip."""
+        pipe = self._redis.pipeline(transaction=False)
+        for shop_id in shop_ids:
+            for part in (keys.STATS, keys.KIND_STATS, keys.LAG):
+                pipe.hgetall(keys.shop_key(shop_id, part))
+        raw = pipe.execute()
+        found = {}
+        for index, shop_id in enumerate(shop_ids):
+            stats, kinds, lag = (_texts(h) for h in raw[index * 3 : index * 3 + 3])
+            counts = {str(o): int(stats.get(str(o), 0)) for o in Outcome}
+            by_kind = {(k.partition("|")[0], k.partition("|")[2]): int(v) for k, v in kinds.items()}
+            found[shop_id] = ShopReadings(counts, by_kind, {k: float(v) for k, v in lag.items()})
+        return found
+
     def record_failure(self, shop_id: str, now_ms: int, what: str) -> None:
         """A change failed for good (kept for the operator): counted for "failures in the last hour"."""
         key = keys.shop_key(shop_id, keys.FAILURES)
@@ -154,6 +179,10 @@ class SyncState:
         leases = [m for m in members if _text(m).split("\t", 1)[0] == shop_id]
         if leases:
             self._redis.zrem(keys.LEASES, *leases)
+
+
+def _texts(raw: dict[bytes, bytes]) -> dict[str, str]:
+    return {_text(k): _text(v) for k, v in raw.items()}
 
 
 def _text(value: Any) -> str:

@@ -15,7 +15,7 @@ from rq import Queue
 from adapters.budget import BudgetPolicy, RequestBudget
 from adapters.connections import Connection
 from adapters.inbox import QUEUES, event_queue, live_workers
-from adapters.state import DELIVERY_DUPLICATE, DELIVERY_RECEIVED, DELIVERY_REJECTED, LAG_BUCKETS, RETRIED
+from adapters.state import DELIVERY_DUPLICATE, DELIVERY_RECEIVED, DELIVERY_REJECTED, LAG_BUCKETS, RETRIED, ShopReadings
 from wiring import Services
 from workers.hooks import held_elsewhere
 
@@ -35,12 +35,14 @@ class SyncCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         services = self._services
         connections = services.connections.all()
+        shops = [c.shop_id for c in connections]
+        readings = services.state.readings(shops)  # per-shop reads are batched: one round trip each
         seconds, micros = services.redis.time()  # type: ignore[misc]
         now = int(seconds) + int(micros) / 1_000_000
         yield from self.deliveries()
-        yield from self.outcomes(connections)
-        yield self.lag(connections)
-        yield from self.shops(connections, now)
+        yield from self.outcomes(readings)
+        yield self.lag(readings)
+        yield from self.shops(connections, readings, now)
         yield from self.queues(now)
         workers = GaugeMetricFamily("sync_workers_alive", "RQ workers whose heartbeat is current")
         workers.add_metric([], len(live_workers(services.redis)))
@@ -60,38 +62,35 @@ class SyncCollector(Collector):
             reasons.add_metric([reason], count)
         yield reasons
 
-    def outcomes(self, connections: list[Connection]) -> Iterator[Metric]:
-        state = self._services.state
+    def outcomes(self, readings: dict[str, ShopReadings]) -> Iterator[Metric]:
         events = CounterMetricFamily("sync_events", "Events by shop and outcome", labels=["shop_id", "outcome"])
         changes = CounterMetricFamily("sync_changes", "What became of changes, by shop, kind of entity and outcome",
                                       labels=["shop_id", "kind", "outcome"])  # fmt: skip
         retries = CounterMetricFamily("sync_retries", "Changes scheduled to be tried again, by shop and kind",
                                       labels=["shop_id", "kind"])  # fmt: skip
-        for connection in connections:
-            shop = connection.shop_id
-            for outcome, value in state.counts(shop).items():
+        for shop, reading in readings.items():
+            for outcome, value in reading.counts.items():
                 events.add_metric([shop, outcome], value)
-            for (kind, outcome), value in sorted(state.kind_counts(shop).items()):
+            for (kind, outcome), value in sorted(reading.kind_counts.items()):
                 if outcome == RETRIED:
                     retries.add_metric([shop, kind], value)
                 else:
                     changes.add_metric([shop, kind, outcome], value)
         yield from (events, changes, retries)
 
-    def lag(self, connections: list[Connection]) -> Metric:
+    def lag(self, readings: dict[str, ShopReadings]) -> Metric:
         lag = HistogramMetricFamily("sync_change_lag_seconds", "Seconds from a change's arrival to its write",
                                     labels=["shop_id"])  # fmt: skip
-        for connection in connections:
-            counted = self._services.state.lag(connection.shop_id)
+        for shop, reading in readings.items():
             buckets, running = [], 0.0
             for bound in LAG_BUCKETS:
-                running += counted.get(f"le:{bound}", 0)
+                running += reading.lag.get(f"le:{bound}", 0)
                 buckets.append((str(float(bound)), running))
-            buckets.append(("+Inf", counted.get("count", 0)))
-            lag.add_metric([connection.shop_id], buckets, sum_value=counted.get("sum", 0))
+            buckets.append(("+Inf", reading.lag.get("count", 0)))
+            lag.add_metric([shop], buckets, sum_value=reading.lag.get("sum", 0))
         return lag
 
-    def shops(self, connections: list[Connection], now: float) -> Iterator[Metric]:
+    def shops(self, connections: list[Connection], readings: dict[str, ShopReadings], now: float) -> Iterator[Metric]:
         services = self._services
         gauges = {
             "pending": GaugeMetricFamily("sync_pending_entities", "Entities with a change waiting", labels=["shop_id"]),
@@ -108,19 +107,21 @@ class SyncCollector(Collector):
             "warnings": GaugeMetricFamily("sync_connection_warnings", "Current warnings of the connection",
                                           labels=["shop_id"]),
         }  # fmt: skip
+        shops = [c.shop_id for c in connections]
         budget = RequestBudget(services.redis, BudgetPolicy(services.settings.kiotviet_hourly_budget))
+        used = budget.used_last_hour_of(sorted({c.retailer for c in connections}))
+        waiting, kept = services.pending.waiting(shops), services.quarantine.counts(shops)
+        current = services.connections.warnings_of(shops)
         for connection in connections:
             shop = connection.shop_id
-            oldest = services.pending.oldest_pending_ms(shop)
-            last = services.state.lag(shop).get("last_at_ms")
-            current = services.connections.warnings(shop)
-            warnings = list(connection.warnings) if current is None else current
-            gauges["pending"].add_metric([shop], services.pending.pending_count(shop))
+            count, oldest = waiting[shop]
+            warnings = list(connection.warnings) if current[shop] is None else current[shop] or []
+            gauges["pending"].add_metric([shop], count)
             gauges["oldest"].add_metric([shop], max(0.0, now - oldest / 1000) if oldest else 0.0)
-            if last:
-                gauges["last"].add_metric([shop], last / 1000)
-            gauges["budget"].add_metric([shop], budget.used_last_hour(connection.retailer))
-            gauges["kept"].add_metric([shop], services.quarantine.count(shop))
+            if readings[shop].lag.get("last_at_ms"):
+                gauges["last"].add_metric([shop], readings[shop].lag["last_at_ms"] / 1000)
+            gauges["budget"].add_metric([shop], used[connection.retailer])
+            gauges["kept"].add_metric([shop], kept[shop])
             gauges["held"].add_metric([shop], len(held_elsewhere(warnings)))
             gauges["warnings"].add_metric([shop], len(warnings))
         yield from gauges.values()
