@@ -12,6 +12,12 @@ from rq.exceptions import DeserializationError
 from rq.job import Job
 from rq.worker import BaseWorker
 
+from adapters.inbox import DRAIN_SHOP
+from workers.reconcile import RECONCILE_SHOP
+from workers.sync import SYNC_STEP
+
+SHOP_FIRST = (DRAIN_SHOP, SYNC_STEP, RECONCILE_SHOP)  # jobs whose first argument is a shop id
+
 
 class JobContext(BaseWorker):
     """Binds each job's context for the time it is performed (mixed into an RQ worker class)."""
@@ -38,6 +44,6 @@ def job_fields(job: Job) -> dict[str, Any]:
         return fields
     if isinstance(first, dict):
         fields.update(event_id=first.get("id"), shop_id=first.get("shop_id"))
-    elif isinstance(first, str):
+    elif isinstance(first, str) and job.func_name in SHOP_FIRST:
         fields["shop_id"] = first
     return {k: v for k, v in fields.items() if v is not None}

@@ -13,11 +13,13 @@ import structlog
 from flask.testing import FlaskClient
 
 from adapters.connections import Connection, ConnectionSecrets, HookSecret
+from adapters.inbox import event_queue
 from schemas.kiotviet_webhook import WEBHOOK_TYPES
 from tests.conftest import BRANCH, SHOP
 from tests.fakes import FakeAbaha
 from tests.helpers import sample, sign
 from wiring import Services
+from workers.job_context import job_fields
 
 SECRET = base64.b64encode(b"the shop's webhook secret").decode()
 
@@ -97,3 +99,15 @@ def test_a_change_that_fails_names_its_event_and_the_job_kept_for_the_operator(
     (failed,) = lines(caplog, "change.failed")
     assert failed["event_id"] == accepted["event_ids"][0]
     assert failed["failed_job_id"] and failed["job_id"] != failed["failed_job_id"]  # the drain's, and the kept one's
+
+
+@pytest.mark.parametrize("func, args, expected", [
+    ("workers.drain.drain_shop", ["shop-7"], {"shop_id": "shop-7"}),
+    ("workers.sync.sync_step", ["shop-7", "run-1", "products", 0], {"shop_id": "shop-7"}),
+    ("workers.drain.apply_change", [{"id": "ev-1", "shop_id": "shop-7"}], {"event_id": "ev-1", "shop_id": "shop-7"}),
+    ("workers.reconcile.reconcile_tick", ["a-planner-token"], {}),  # not a shop
+])  # fmt: skip
+def test_each_job_binds_its_id_and_what_it_is_about(services: Services, func: str, args: list[Any],
+                                                   expected: dict[str, str]) -> None:  # fmt: skip
+    job = event_queue(services.redis).enqueue(func, *args)
+    assert job_fields(job) == {"job_id": job.id, **expected}
