@@ -15,10 +15,11 @@ from typing import Any
 
 import structlog
 from marshmallow import ValidationError
+from rq.exceptions import AbandonedJobError
 from rq.job import Job
 
 from adapters.errors import PermanentError, TransientError
-from adapters.inbox import RETRY_INTERVALS
+from adapters.inbox import DRAIN_SHOP, RETRY_INTERVALS
 from adapters.state import RETRIED, SyncState
 from schemas.changes import change_of
 from schemas.events import EventSchema, Outcome
@@ -29,6 +30,11 @@ REPLAY_RESETS_RETRIES = "failed_for_good"
 
 def failure_policy(job: Job, exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> bool:
     """RQ exception handler: decide the retry before RQ does; True lets RQ go on as usual."""
+    if job.func_name == DRAIN_SHOP and isinstance(exc, AbandonedJobError):
+        # a killed worker's drain: no change is lost, its batch returns to pending once its lease
+        # lapses and the planner starts another drain (the failed registry keeps the empty job)
+        log.warning("drain.interrupted", job_id=job.id, shop_id=job.args[0] if job.args else None)
+        return True
     if job.meta.pop(REPLAY_RESETS_RETRIES, None):  # it failed for good before: someone replayed it
         job.retries_left = len(RETRY_INTERVALS)
         job.retry_intervals = list(RETRY_INTERVALS)
