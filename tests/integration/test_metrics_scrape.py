@@ -1,17 +1,19 @@
-"""`/metrics` and `/readyz` of the running service: what two gunicorn processes received and two
-worker processes applied is counted as one."""
+"""`/metrics`, `/readyz` and the logs of the running service: what two gunicorn processes received
+and two worker processes applied is counted as one, and one change is followed across them."""
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from sandbox.stack import LocalStack
-from tests.helpers import wait_for
-from tests.integration.conftest import Shop
+from tests.helpers import sign, wait_for
+from tests.integration.conftest import Shop, log_text
 from tests.integration.test_catalog_sync import post, product_delivery
 
 pytestmark = pytest.mark.integration
@@ -49,3 +51,24 @@ def test_deliveries_to_every_web_process_and_writes_by_every_worker_are_counted_
 def test_readiness_counts_the_live_workers(stack: LocalStack) -> None:
     ready = requests.get(stack.url + "/readyz", timeout=10).json()
     assert (ready["status"], ready["redis"], ready["workers"], ready["workers_alive"]) == ("ready", True, 2, True)
+
+
+def test_one_change_is_followed_in_the_logs_from_its_delivery_to_its_write(shop: Shop) -> None:
+    body = product_delivery(shop, "traced-delivery", Id=3901, Code="SPT001")
+    headers = {"X-Hub-Signature": sign(body, shop.webhook_secret("product.update")), "X-Request-ID": "it-trace-1"}
+    answer = requests.post(f"{shop.stack.url}/webhooks/kiotviet/{shop.shop_id}", data=body, headers=headers,
+                           timeout=10)  # fmt: skip
+    assert answer.headers["X-Request-ID"] == "it-trace-1"
+
+    def logged(event: str, **fields: str) -> dict[str, Any] | None:
+        for line in log_text(shop.stack).splitlines():
+            if line.startswith("{") and f'"{event}"' in line:
+                entry: dict[str, Any] = json.loads(line)
+                if entry.get("event") == event and all(entry.get(k) == v for k, v in fields.items()):
+                    return entry
+        return None
+
+    accepted = wait_for(lambda: logged("kiotviet.delivery_accepted", request_id="it-trace-1"))
+    (event_id,) = accepted["event_ids"]
+    written = wait_for(lambda: logged("change.written", event_id=event_id), deadline=60)
+    assert (written["entity"], written["shop_id"]) == ("product:3901", shop.shop_id) and written["job_id"]
