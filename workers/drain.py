@@ -60,7 +60,7 @@ def drain_shop(shop_id: str) -> dict[str, Any]:
             done, follow_ups = run(batch.entries, batch.taken_at, services, shop_id, pending_left=batch.pending_left)
         left = services.pending.finish(shop_id, batch.batch_id, releases(batch.entries, done, services))
         services.inbox.accept_changes(shop_id, follow_ups)
-        counted = count(services, shop_id, done, batch.entries)
+        counted = count(services, shop_id, done, batch.entries, trail=True)
         if done.deferred:
             wait = backoff(services, shop_id, done.retry_after)
             log.warning("drain.deferred", entities=len(done.deferred), seconds=wait)
@@ -234,8 +234,11 @@ def retry_alone(entry: Pending, error: BaseException | None, services: Services)
                 seconds=wait, reason=str(error)[:300])  # fmt: skip
 
 
-def count(services: Services, shop_id: str, done: BatchOutcome, entries: Sequence[Pending] = ()) -> dict[str, int]:
-    """Count what became of each entity; how long each written one took from its arrival."""
+def count(services: Services, shop_id: str, done: BatchOutcome, entries: Sequence[Pending] = (), *,
+          trail: bool = False) -> dict[str, int]:  # fmt: skip
+    """Count what became of each entity; how long each written one took from its arrival; with
+    `trail`, a line per write (the end of the trail a delivery's `event_ids` begin: not for the
+    pages of a full sync, which no delivery brought)."""
     counted = Counter(result.outcome for result in done.results.values())
     by_kind = Counter((entity.split(":", 1)[0], str(result.outcome)) for entity, result in done.results.items())
     # tried again: alone on RQ's schedule, or with the shop's next drain after backing off
@@ -247,8 +250,9 @@ def count(services: Services, shop_id: str, done: BatchOutcome, entries: Sequenc
     written = [e for e in entries if done.results.get(e.entity, Result(Outcome.IGNORED)).outcome is Outcome.APPLIED]
     lags = [max(0.0, (now_ms - e.meta.first_at) / 1000) for e in written]
     services.state.record_writes(shop_id, lags, now_ms)
-    for entry, lag in zip(written, lags, strict=True):  # the end of the trail a delivery's event_ids begin
-        log.info("change.written", entity=entry.entity, event_id=entry.event.id, lag_seconds=round(lag, 3))
+    if trail:
+        for entry, lag in zip(written, lags, strict=True):
+            log.info("change.written", entity=entry.entity, event_id=entry.event.id, lag_seconds=round(lag, 3))
     for entry in entries:
         if done.results.get(entry.entity, Result(Outcome.IGNORED)).outcome is Outcome.FAILED:
             services.state.record_failure(shop_id, now_ms, entry.entity)
