@@ -59,7 +59,10 @@ def drain_shop(shop_id: str) -> dict[str, Any]:
         with renewing(services, shop_id, batch.batch_id):
             done, follow_ups = run(batch.entries, batch.taken_at, services, shop_id, pending_left=batch.pending_left)
         left = services.pending.finish(shop_id, batch.batch_id, releases(batch.entries, done, services))
-        services.inbox.accept_changes(shop_id, follow_ups)
+        if done.deferred:  # what the batch found to do waits with the rest, for the backoff's drain
+            services.pending.accept(shop_id, follow_ups)
+        else:
+            services.inbox.accept_changes(shop_id, follow_ups)
         counted = count(services, shop_id, done, batch.entries, trail=True)
         if done.deferred:
             wait = backoff(services, shop_id, done.retry_after)
