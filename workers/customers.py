@@ -22,7 +22,7 @@ from adapters import clock
 from adapters.errors import KiotVietRejected, PermanentError, TransientError
 from schemas.abaha import AbahaCustomer, AbahaOrder
 from schemas.customers import gender_word, local_phone, shared_fingerprint
-from schemas.events import Event, Outcome
+from schemas.events import Event, Outcome, to_micros
 from schemas.kiotviet_sales import KvCustomer, KvCustomerGroup
 from workers.context import ShopContext
 from workers.guard import guarded
@@ -62,19 +62,53 @@ def apply_kiotviet_customer(event: Event, ctx: ShopContext) -> Outcome:
         return Outcome.ECHO
 
     def write() -> None:
-        write_customer_to_abaha(customer, group_ids(customer, ctx), ctx)
+        write_customer_to_abaha(customer, group_ids(customer, ctx), ctx, event.version_second)
 
-    return guarded(ctx, "customer", str(customer.id), event.version_second, content, write)
+    try:
+        return guarded(ctx, "customer", str(customer.id), event.version_second, content, write)
+    except NewerOnAbaha as newer:
+        log.info("change.stale", kind="customer", entity_id=str(customer.id), why="newer on Abaha",
+                 abaha_customer_id=newer.abaha_id)  # fmt: skip
+        return Outcome.STALE
 
 
-def write_customer_to_abaha(customer: KvCustomer, groups: list[int], ctx: ShopContext) -> None:
+class NewerOnAbaha(Exception):
+    """Abaha holds an edit of the customer newer than the KiotViet change (its event is on its way)."""
+
+    def __init__(self, abaha_id: int) -> None:
+        super().__init__(f"Abaha customer {abaha_id} was edited after this change")
+        self.abaha_id = abaha_id
+
+
+def check_not_newer_on_abaha(customer: KvCustomer, abaha_id: int, version: int, ctx: ShopContext) -> None:
+    """A KiotViet change applied late must not overwrite an edit made on Abaha after it: when
+    Abaha's customer carries content we neither know nor wrote, stamped after the change, the
+    change is older than what the shopper did, and that edit's event will win in KiotViet."""
+    phone, shop = local_phone(customer.contact_number), ctx.connection.shop_id
+    if not phone:
+        return
+    held = next((c for c in ctx.abaha.customers_by_phone(phone) if c.id == abaha_id), None)
+    if held is None or not held.updated_at or to_micros(held.updated_at) // 1_000_000 * 1_000_000 <= version:
+        return
+    content, stamped = abaha_fingerprint(held), to_micros(held.updated_at)
+    if ctx.links.has_content(shop, ABAHA, abaha_id, content) or ctx.links.is_own_echo(
+        shop, ABAHA, abaha_id, content, stamped
+    ):
+        return  # what Abaha holds came from us, or is what we know is there
+    raise NewerOnAbaha(abaha_id)
+
+
+def write_customer_to_abaha(customer: KvCustomer, groups: list[int], ctx: ShopContext, version: int) -> None:
     """Create or update the Abaha customer of this KiotViet one, expecting its echo: the one
     linked, else the one Abaha has with this phone (so the first sync of a shop whose website
     already had its customers duplicates none), else a new one."""
     shop = ctx.connection.shop_id
     content = kiotviet_fingerprint(customer)
     with ctx.state.entity_lock(shop, "phone", local_phone(customer.contact_number) or f"kv:{customer.id}"):
-        abaha_id = ctx.links.abaha_customer_for(shop, customer.id) or abaha_match(customer, ctx)
+        linked_id = ctx.links.abaha_customer_for(shop, customer.id)
+        if linked_id is not None:
+            check_not_newer_on_abaha(customer, linked_id, version, ctx)
+        abaha_id = linked_id or abaha_match(customer, ctx)
         body = present({
             "abaha_id": abaha_id, "code": customer.code, "name": customer.name, "phone": customer.contact_number,
             "email": customer.email, "gender": gender_word(customer.gender),

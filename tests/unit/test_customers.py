@@ -202,17 +202,19 @@ def test_the_echo_of_a_write_that_crossed_a_newer_edit_does_not_undo_that_edit(
     fields = ["id", "code", "name", "contactNumber", "email", "address", "gender", "birthDate", "modifiedDate"]
     counter = kiotviet_event(**{k[0].upper() + k[1:]: v for k, v in kiotviet.customers[kv_id].items() if k in fields})
     edited = abaha_event(name="Khách web 2", updated_at=at(12))  # then the shopper renames their account
-    abaha.customers[556].update(edited.data)
-    at(13)
-    if answer != "ok":  # Abaha writes the customer, then fails to say so
-        put = abaha.put_customer
+    put = abaha.put_customer
 
-        def written_then_failed(kv_id: int, body: dict[str, Any]) -> int:
-            monkeypatch.setattr(abaha, "put_customer", put)
-            put(kv_id, body)
+    def shopper_renames_meanwhile(kv_id: int, body: dict[str, Any]) -> int:
+        """The shopper's rename lands on Abaha while our write is on its way (after our look)."""
+        monkeypatch.setattr(abaha, "put_customer", put)
+        abaha.customers[556].update(edited.data)
+        at(13)
+        put(kv_id, body)
+        if answer != "ok":  # Abaha writes the customer, then fails to say so
             raise TransientError("Abaha answered 500")
+        return 556
 
-        monkeypatch.setattr(abaha, "put_customer", written_then_failed)
+    monkeypatch.setattr(abaha, "put_customer", shopper_renames_meanwhile)
     services.inbox.accept(SHOP, [counter], branch_id=11)
     work_off()  # the counter's rename reaches Abaha after the shopper's, overwriting it there
     assert abaha.customers[556]["name"] == "Khách quầy"
@@ -244,3 +246,34 @@ def test_two_kiotviet_edits_in_one_second_end_as_the_later_one(
     work_off()  # the later edit, then the first one's retry
     (customer,) = [c for c in abaha.customers.values() if c.get("kv_id") == 7001]
     assert customer["name"] == "Nguyễn Văn B"
+
+
+def test_a_counter_edit_applied_late_does_not_overwrite_a_newer_edit_on_abaha(
+    services: Services, work_off: Callable[[], int], abaha: FakeAbaha, kiotviet: FakeKiotViet,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    moment = [datetime(2026, 12, 1, 5, 0, 0, tzinfo=UTC)]
+    monkeypatch.setattr(clock, "now", lambda: moment[0])
+
+    def at(seconds: int) -> str:
+        moment[0] = datetime(2026, 12, 1, 5, 0, seconds, tzinfo=UTC)
+        return moment[0].astimezone(timezone(timedelta(hours=7))).isoformat(timespec="seconds")
+
+    made = abaha_event(name="Khách web 1", updated_at=at(0))
+    abaha.customers[556] = {**made.data, "id": 556}
+    services.inbox.accept(SHOP, [made], branch_id=11)
+    work_off()
+    (kv_id,) = [i for i, c in kiotviet.customers.items() if c.get("contactNumber") == "0987654321"]
+    at(10)  # staff rename the customer at the counter; its webhook is slow to be applied
+    kiotviet.customers[kv_id].update(name="Khách quầy", modifiedDate=stamp())
+    fields = ["id", "code", "name", "contactNumber", "email", "address", "gender", "birthDate", "modifiedDate"]
+    counter = kiotviet_event(**{k[0].upper() + k[1:]: v for k, v in kiotviet.customers[kv_id].items() if k in fields})
+    edited = abaha_event(name="Khách web 2", updated_at=at(12))  # the shopper renames their account after
+    abaha.customers[556].update(edited.data)
+    at(13)
+    services.inbox.accept(SHOP, [counter], branch_id=11)
+    work_off()
+    assert abaha.customers[556]["name"] == "Khách web 2"  # not overwritten by the older rename
+    services.inbox.accept(SHOP, [edited], branch_id=11)
+    work_off()
+    assert (abaha.customers[556]["name"], kiotviet.customers[kv_id]["name"]) == ("Khách web 2", "Khách web 2")
