@@ -23,6 +23,7 @@ from adapters.errors import KiotVietRejected, PermanentError, TransientError
 from schemas.abaha import AbahaCustomer, AbahaOrder
 from schemas.customers import gender_word, local_phone, shared_fingerprint
 from schemas.events import Event, Outcome, to_micros
+from schemas.kiotviet import parse_kiotviet_datetime
 from schemas.kiotviet_sales import KvCustomer, KvCustomerGroup
 from workers.context import ShopContext
 from workers.guard import guarded
@@ -66,36 +67,49 @@ def apply_kiotviet_customer(event: Event, ctx: ShopContext) -> Outcome:
 
     try:
         return guarded(ctx, "customer", str(customer.id), event.version_second, content, write)
-    except NewerOnAbaha as newer:
-        log.info("change.stale", kind="customer", entity_id=str(customer.id), why="newer on Abaha",
-                 abaha_customer_id=newer.abaha_id)  # fmt: skip
+    except NewerOnTheOtherSide as newer:
+        log.info("change.stale", kind="customer", entity_id=str(customer.id), why=str(newer))
         return Outcome.STALE
 
 
-class NewerOnAbaha(Exception):
-    """Abaha holds an edit of the customer newer than the KiotViet change (its event is on its way)."""
+class NewerOnTheOtherSide(Exception):
+    """The other side holds an edit of the customer newer than this change (its event is on its
+    way, and will win there)."""
 
-    def __init__(self, abaha_id: int) -> None:
-        super().__init__(f"Abaha customer {abaha_id} was edited after this change")
-        self.abaha_id = abaha_id
+    def __init__(self, side: str, customer_id: int) -> None:
+        super().__init__(f"{side} customer {customer_id} was edited after this change")
+        self.side, self.customer_id = side, customer_id
 
 
 def check_not_newer_on_abaha(customer: KvCustomer, abaha_id: int, version: int, ctx: ShopContext) -> None:
-    """A KiotViet change applied late must not overwrite an edit made on Abaha after it: when
-    Abaha's customer carries content we neither know nor wrote, stamped after the change, the
-    change is older than what the shopper did, and that edit's event will win in KiotViet."""
-    phone, shop = local_phone(customer.contact_number), ctx.connection.shop_id
+    """A KiotViet change applied late must not overwrite an edit made on Abaha after it."""
+    phone = local_phone(customer.contact_number)
     if not phone:
         return
     held = next((c for c in ctx.abaha.customers_by_phone(phone) if c.id == abaha_id), None)
-    if held is None or not held.updated_at or to_micros(held.updated_at) // 1_000_000 * 1_000_000 <= version:
+    if held is not None and held.updated_at:
+        check_not_newer(ctx, ABAHA, abaha_id, abaha_fingerprint(held), to_micros(held.updated_at), version)
+
+
+def check_not_newer_in_kiotviet(kv_id: int, version: int, ctx: ShopContext) -> None:
+    """An Abaha change applied late must not overwrite an edit made in KiotViet after it."""
+    held = ctx.kiotviet.customer(kv_id)
+    if held is not None and held.modified_date:
+        stamped = int(parse_kiotviet_datetime(held.modified_date).timestamp() * 1_000_000)
+        check_not_newer(ctx, KIOTVIET, kv_id, kiotviet_fingerprint(held), stamped, version)
+
+
+def check_not_newer(ctx: ShopContext, side: str, customer_id: int, content: str, stamped: int, version: int) -> None:
+    """When `side` holds content we neither know nor wrote, stamped in a later second than the
+    change's version, the change is older than what someone did there: stale."""
+    if stamped // 1_000_000 * 1_000_000 <= version:
         return
-    content, stamped = abaha_fingerprint(held), to_micros(held.updated_at)
-    if ctx.links.has_content(shop, ABAHA, abaha_id, content) or ctx.links.is_own_echo(
-        shop, ABAHA, abaha_id, content, stamped
+    shop = ctx.connection.shop_id
+    if ctx.links.has_content(shop, side, customer_id, content) or ctx.links.is_own_echo(
+        shop, side, customer_id, content, stamped
     ):
-        return  # what Abaha holds came from us, or is what we know is there
-    raise NewerOnAbaha(abaha_id)
+        return  # what it holds came from us, or is what we know is there
+    raise NewerOnTheOtherSide(side, customer_id)
 
 
 def write_customer_to_abaha(customer: KvCustomer, groups: list[int], ctx: ShopContext, version: int) -> None:
@@ -152,7 +166,7 @@ def apply_abaha_customer(event: Event, ctx: ShopContext) -> Outcome:
         return Outcome.ECHO
     with ctx.state.entity_lock(shop, "abaha_customer", str(customer.id)):
         kv_id = customer.kv_id or ctx.links.kv_customer_for(shop, customer.id)
-        created = False
+        linked, created = kv_id is not None, False
         if kv_id is None:
             # the same lock as an order's customer: a new phone becomes one KiotViet customer
             with ctx.state.entity_lock(shop, "phone", local_phone(customer.phone) or f"abaha:{customer.id}"):
@@ -163,13 +177,19 @@ def apply_abaha_customer(event: Event, ctx: ShopContext) -> Outcome:
 
         def write() -> None:
             with ctx.links.expecting_content(shop, ABAHA, customer.id, content):
+                if linked:  # a customer just matched by phone takes the Abaha side's content
+                    check_not_newer_in_kiotviet(kv, event.version_second, ctx)
                 if not created:
                     with ctx.links.expecting_content(shop, KIOTVIET, kv, content), \
                             ctx.links.writing(shop, KIOTVIET, kv, content):  # fmt: skip
                         ctx.kiotviet.update_customer(kv, kiotviet_customer_body(customer, ctx))
                 link_on_abaha(customer, kv, ctx)
 
-        return guarded(ctx, "customer", str(kv), event.version_second, content, write)
+        try:
+            return guarded(ctx, "customer", str(kv), event.version_second, content, write)
+        except NewerOnTheOtherSide as newer:
+            log.info("change.stale", kind="customer", entity_id=str(kv), why=str(newer))
+            return Outcome.STALE
 
 
 def create_kiotviet_customer(customer: AbahaCustomer, content: str, ctx: ShopContext) -> int:

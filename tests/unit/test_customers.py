@@ -102,7 +102,12 @@ def test_abahas_echo_of_a_customer_with_a_location_is_dropped_and_kiotviet_keeps
 
 
 def test_an_abaha_edit_never_sends_a_field_abaha_does_not_have(ctx: ShopContext, kiotviet: FakeKiotViet) -> None:
-    kiotviet.customers[7001].update(locationName="Hà Nội - Quận Hoàn Kiếm", wardName="Phường Hàng Bài", email="a@b.vn")
+    kiotviet.customers[7001].update(
+        locationName="Hà Nội - Quận Hoàn Kiếm",
+        wardName="Phường Hàng Bài",
+        email="a@b.vn",
+        modifiedDate="2026-11-30T09:00:00.0000000+07:00",
+    )  # before the Abaha edit
     ctx.links.link_customer(SHOP, 7001, 555)
     edit = abaha_event(id=555, kv_id=7001, name="An mới", phone=PHONE, email=None, ward=None, district=None,
                        province=None, updated_at="2026-11-30T12:00:00+07:00")  # fmt: skip
@@ -277,3 +282,34 @@ def test_a_counter_edit_applied_late_does_not_overwrite_a_newer_edit_on_abaha(
     services.inbox.accept(SHOP, [edited], branch_id=11)
     work_off()
     assert (abaha.customers[556]["name"], kiotviet.customers[kv_id]["name"]) == ("Khách web 2", "Khách web 2")
+
+
+def test_a_shopper_edit_applied_late_does_not_overwrite_a_newer_counter_edit(
+    services: Services, work_off: Callable[[], int], abaha: FakeAbaha, kiotviet: FakeKiotViet,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    moment = [datetime(2026, 12, 1, 5, 0, 0, tzinfo=UTC)]
+    monkeypatch.setattr(clock, "now", lambda: moment[0])
+
+    def at(seconds: int) -> str:
+        moment[0] = datetime(2026, 12, 1, 5, 0, seconds, tzinfo=UTC)
+        return moment[0].astimezone(timezone(timedelta(hours=7))).isoformat(timespec="seconds")
+
+    made = abaha_event(name="Khách web 1", updated_at=at(0))
+    abaha.customers[556] = {**made.data, "id": 556}
+    services.inbox.accept(SHOP, [made], branch_id=11)
+    work_off()
+    (kv_id,) = [i for i, c in kiotviet.customers.items() if c.get("contactNumber") == "0987654321"]
+    edited = abaha_event(name="Khách web 2", kv_id=kv_id, updated_at=at(10))  # its event is slow to be applied
+    abaha.customers[556].update(edited.data)
+    at(12)  # then staff rename the customer at the counter
+    kiotviet.customers[kv_id].update(name="Khách quầy", modifiedDate=stamp())
+    fields = ["id", "code", "name", "contactNumber", "email", "address", "gender", "birthDate", "modifiedDate"]
+    counter = kiotviet_event(**{k[0].upper() + k[1:]: v for k, v in kiotviet.customers[kv_id].items() if k in fields})
+    at(13)
+    services.inbox.accept(SHOP, [edited], branch_id=11)
+    work_off()
+    assert kiotviet.customers[kv_id]["name"] == "Khách quầy"  # not overwritten by the older rename
+    services.inbox.accept(SHOP, [counter], branch_id=11)
+    work_off()
+    assert (abaha.customers[556]["name"], kiotviet.customers[kv_id]["name"]) == ("Khách quầy", "Khách quầy")
