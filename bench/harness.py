@@ -1,0 +1,295 @@
+"""What the benchmarks share: the service started as the tests start it, shops connected to the
+sandbox, signed deliveries, the arrival time of every write at the simulated Abaha, and the
+figures written under `bench/results/`."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+import requests
+from rq import Queue
+from rq.serializers import JSONSerializer
+
+import sandbox.abaha as abaha_api
+from adapters import keys
+from sandbox.abaha import AbahaShop
+from sandbox.kiotviet_catalog import share_stock
+from sandbox.kiotviet_data import Retailer, demo_retailer, grow_catalogue, now_text, sign
+from sandbox.stack import LocalStack
+
+RESULTS = Path("bench/results")
+BRANCH = 11
+FIRST_PRODUCT = 100_000
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """The `pct` percentile (nearest rank) of `values`."""
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(pct / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+def summary_ms(seconds: Sequence[float]) -> dict[str, float]:
+    """Median, p95, p99 and max of durations, in milliseconds."""
+    if not seconds:
+        return {"count": 0}
+    return {"count": len(seconds), "p50_ms": round(statistics.median(seconds) * 1000, 1),
+            "p95_ms": round(percentile(seconds, 95) * 1000, 1), "p99_ms": round(percentile(seconds, 99) * 1000, 1),
+            "max_ms": round(max(seconds) * 1000, 1)}  # fmt: skip
+
+
+def write_result(name: str, result: dict[str, Any]) -> Path:
+    """Print the figures and keep them in bench/results/<name>.json."""
+    result = {"machine": machine(), **result}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+    return path
+
+
+def machine() -> dict[str, Any]:
+    load = os.getloadavg()
+    return {"cpus": os.cpu_count(), "load_average_at_end": [round(x, 2) for x in load],
+            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}  # fmt: skip
+
+
+class WriteClock:
+    """Records when each product write (single or batch item) reaches the simulated Abaha, with
+    the stock it carried, by wrapping the sandbox's item handlers."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.arrivals: dict[tuple[str, int], list[tuple[float, Any]]] = {}
+        self._patch_one = abaha_api.patch_one
+        self._put_one = abaha_api.put_one
+
+    def __enter__(self) -> WriteClock:
+        abaha_api.patch_one = self._wrap(self._patch_one)
+        abaha_api.put_one = self._wrap(self._put_one)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        abaha_api.patch_one = self._patch_one
+        abaha_api.put_one = self._put_one
+
+    def _wrap(self, handler: Callable[[AbahaShop, Any], dict[str, Any]]) -> Callable[[AbahaShop, Any], dict[str, Any]]:
+        def recorded(shop: AbahaShop, item: Any) -> dict[str, Any]:
+            answer = handler(shop, item)
+            if answer.get("status") == "ok":
+                shop_id = next((s for s, v in self.shops.items() if v is shop), "?")
+                with self.lock:
+                    self.arrivals.setdefault((shop_id, int(item["kv_id"])), []).append(
+                        (time.perf_counter(), item.get("stock"))
+                    )
+            return answer
+
+        return recorded
+
+    shops: dict[str, AbahaShop] = {}
+
+    def first_at_least(self, shop_id: str, product_id: int, stock: int, after: float) -> float | None:
+        """When the first write of `product_id` with stock >= `stock` arrived after `after`."""
+        with self.lock:
+            found = [t for t, s in self.arrivals.get((shop_id, product_id), []) if t >= after and (s or 0) >= stock]
+        return min(found) if found else None
+
+
+@dataclass
+class BenchShop:
+    """A connected shop: its retailer in the simulated KiotViet, its Abaha side, its secrets."""
+
+    stack: LocalStack
+    shop_id: str
+    retailer: Retailer
+    abaha: AbahaShop
+    secrets: dict[str, str]
+    abaha_token: str
+    product_ids: list[int] = field(default_factory=list)
+    _sessions: threading.local = field(default_factory=threading.local)
+
+    @property
+    def url(self) -> str:
+        return f"{self.stack.url}/webhooks/kiotviet/{self.shop_id}"
+
+    def session(self) -> requests.Session:
+        if not hasattr(self._sessions, "s"):
+            self._sessions.s = requests.Session()
+        session: requests.Session = self._sessions.s
+        return session
+
+    def set_stock(self, product_id: int, on_hand: int, reserved: int = 0) -> dict[str, Any]:
+        """Change the stock in the simulated KiotViet (no webhook); the item KiotViet would send."""
+        with self.retailer.lock:
+            product = self.retailer.products[product_id]
+            rows = [i for i in product["inventories"] if i["branchId"] != BRANCH]
+            product["inventories"] = [*rows, {"branchId": BRANCH, "onHand": on_hand, "reserved": reserved}]
+            share_stock(self.retailer, product_id, now_text())
+        return {"ProductId": product_id, "ProductCode": product["code"], "BranchId": BRANCH, "OnHand": on_hand,
+                "Reserved": reserved}  # fmt: skip
+
+    def body(self, kind: str, data: list[Any], delivery_id: str) -> bytes:
+        envelope = {"Id": delivery_id, "Attempt": 1,
+                    "Notifications": [{"Action": f"{kind}.{self.retailer.retailer_id}", "Data": data}]}  # fmt: skip
+        return json.dumps(envelope, ensure_ascii=False).encode()
+
+    def signed(self, kind: str, data: list[Any], delivery_id: str) -> tuple[bytes, str]:
+        raw = self.body(kind, data, delivery_id)
+        return raw, sign(raw, self.secrets[kind], "kiotviet-live")
+
+    def post(self, kind: str, data: list[Any], delivery_id: str) -> int:
+        raw, signature = self.signed(kind, data, delivery_id)
+        answer = self.session().post(self.url, data=raw, timeout=30,
+                                     headers={"X-Hub-Signature": signature, "Content-Type": "application/json"})  # fmt: skip
+        return answer.status_code
+
+    def sellable(self, product_id: int) -> int:
+        row = next(i for i in self.retailer.products[product_id]["inventories"] if i["branchId"] == BRANCH)
+        return max(0, int(row["onHand"]) - int(row["reserved"]))
+
+    def abaha_stock(self) -> dict[int, Any]:
+        return {int(k): v.get("stock") for k, v in self.abaha.products.items()}
+
+
+def service_env(**extra: str) -> dict[str, str]:
+    environ = {k: v for k, v in os.environ.items()
+               if k not in ("REDIS_URL", "KIOTVIET_API_URL", "ABAHA_API_URL", "PUBLIC_BASE_URL")}  # fmt: skip
+    # the sandbox does not throttle; the budget's own behaviour is not what these runs measure
+    environ.update(LOG_FORMAT="json", RECONCILE_INTERVAL="0", KIOTVIET_HOURLY_BUDGET="100000000")
+    environ.update(extra)
+    return environ
+
+
+@contextmanager
+def running_stack(workers: int = 0, **extra_env: str) -> Iterator[LocalStack]:
+    """The whole service with a private Redis; its logs in a temporary directory."""
+    with tempfile.TemporaryDirectory(prefix="bench-") as state:
+        stack = LocalStack(Path(state), environ=service_env(**extra_env), private_redis=True,
+                           log_dir=Path(state) / "logs")  # fmt: skip
+        stack.start(workers=workers)
+        try:
+            yield stack
+        finally:
+            stack.stop()
+
+
+_retailer_ids = iter(range(700_000_000, 800_000_000))
+
+
+def connect(stack: LocalStack, shop_id: str, products: int = 0, *, sync: bool = True) -> BenchShop:
+    """A new retailer with `products` generated products, its Abaha shop, the connection saved
+    (webhooks registered); with `sync`, a full sync of its products run by a worker started
+    for it when none runs."""
+    assert stack.sandbox is not None
+    retailer = stack.sandbox.kiotviet.add_retailer(demo_retailer(shop_id.replace("-", ""), next(_retailer_ids)))
+    if products:
+        grow_catalogue(retailer, products=products, first_id=FIRST_PRODUCT)
+    token = f"{shop_id}-abaha-token"
+    abaha = stack.sandbox.abaha.add_shop(shop_id, token)
+    WriteClock.shops[shop_id] = abaha
+    body = {"retailer": retailer.name, "client_id": retailer.client_id, "client_secret": retailer.client_secret,
+            "branch_id": BRANCH, "surcharge_code": "THK000001", "abaha_api_token": token}  # fmt: skip
+    answer = stack.admin("PUT", f"/admin/connections/{shop_id}", json=body)
+    answer.raise_for_status()
+    hook = answer.json()["abaha_webhook"]
+    abaha.webhook_url, abaha.webhook_token = hook["url"], hook["token"]
+    secrets = {h["type"]: h["secret"] for h in retailer.webhooks.values()}
+    shop = BenchShop(stack, shop_id, retailer, abaha, secrets, hook["token"],
+                     [FIRST_PRODUCT + n for n in range(products)])  # fmt: skip
+    if sync:
+        full_sync(shop)
+    return shop
+
+
+def full_sync(shop: BenchShop) -> None:
+    stack = shop.stack
+    helper = stack.start_worker() if not stack.workers else None
+    try:
+        run = stack.admin("POST", f"/admin/connections/{shop.shop_id}/sync", json={"entities": ["products"]}).json()
+        deadline = time.monotonic() + 600
+        while stack.admin("GET", f"/admin/connections/{shop.shop_id}/sync").json()["state"] not in ("done", "failed"):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"full sync {run['id']} did not finish")
+            time.sleep(0.1)  # the benchmark's own polling
+        wait_idle(stack, [shop.shop_id])
+    finally:
+        if helper is not None:
+            stack.stop_worker(helper)
+
+
+def redis_of(stack: LocalStack) -> redis.Redis:
+    return redis.Redis.from_url(stack.env["REDIS_URL"])
+
+
+def pending_total(connection: redis.Redis, shop_ids: Sequence[str]) -> int:
+    """Entities pending or leased for these shops."""
+    total = 0
+    for shop_id in shop_ids:
+        total += int(connection.zcard(keys.shop_key(shop_id, keys.PENDING_ORDER)))  # type: ignore[arg-type]
+        total += int(connection.hlen(keys.shop_key(shop_id, keys.PENDING_META)))  # type: ignore[arg-type]
+    return total
+
+
+def queues_busy(connection: redis.Redis) -> int:
+    """Jobs queued or running, and changes scheduled for a retry (the planner, always scheduled
+    on the `sync` queue, is not counted)."""
+    events = Queue("events", connection=connection, serializer=JSONSerializer)
+    sync = Queue("sync", connection=connection, serializer=JSONSerializer)
+    return (events.count + events.started_job_registry.count + events.scheduled_job_registry.count
+            + sync.count + sync.started_job_registry.count)  # fmt: skip
+
+
+def first_job_taken(connection: redis.Redis, queued: int, deadline_seconds: float = 120) -> float:
+    """When a worker first took a job off `events` (perf_counter): the queue shrank below
+    `queued` or a job started. Worker start-up (imports, registration) is left out this way."""
+    events = Queue("events", connection=connection, serializer=JSONSerializer)
+    deadline = time.monotonic() + deadline_seconds
+    while events.count >= queued and not events.started_job_registry.count:
+        if time.monotonic() > deadline:
+            raise RuntimeError("no worker took a job")
+        time.sleep(0.005)  # the benchmark's own polling
+    return time.perf_counter()
+
+
+def wait_idle(stack: LocalStack, shop_ids: Sequence[str], deadline_seconds: float = 900, poll: float = 0.02) -> float:
+    """Wait until nothing of these shops is pending and no job is queued, running or scheduled;
+    answers when that was first seen (perf_counter)."""
+    connection = redis_of(stack)
+    deadline = time.monotonic() + deadline_seconds
+    while pending_total(connection, shop_ids) or queues_busy(connection):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the service did not drain in time")
+        time.sleep(poll)  # the benchmark's own polling
+    return time.perf_counter()
+
+
+def empty_job_rate(stack: LocalStack, workers: int, jobs: int) -> dict[str, float]:
+    """RQ's own rate with this worker configuration: `workers` workers of the service draining
+    `jobs` empty jobs from the `events` queue (enqueued first)."""
+    connection = redis_of(stack)
+    queue = Queue("events", connection=connection, serializer=JSONSerializer)
+    with connection.pipeline() as pipe:
+        for _ in range(jobs):
+            queue.enqueue("bench.noop.noop", result_ttl=0, pipeline=pipe)
+        pipe.execute()
+    running = [stack.start_worker() for _ in range(workers)]
+    try:
+        started = first_job_taken(connection, jobs)
+        ended = wait_idle(stack, [])
+    finally:
+        for worker in running:
+            stack.stop_worker(worker)
+    wall = ended - started
+    return {"jobs": jobs, "seconds": round(wall, 2), "per_second": round(jobs / wall, 1),
+            "per_second_per_worker": round(jobs / wall / workers, 1)}  # fmt: skip
