@@ -76,8 +76,8 @@ class WriteClock:
         self._put_one = abaha_api.put_one
 
     def __enter__(self) -> WriteClock:
-        abaha_api.patch_one = self._wrap(self._patch_one)
-        abaha_api.put_one = self._wrap(self._put_one)
+        abaha_api.patch_one = self._wrap(self._patch_one)  # type: ignore[assignment]
+        abaha_api.put_one = self._wrap(self._put_one)  # type: ignore[assignment]
         return self
 
     def __exit__(self, *_: object) -> None:
@@ -150,8 +150,8 @@ class BenchShop:
 
     def post(self, kind: str, data: list[Any], delivery_id: str) -> int:
         raw, signature = self.signed(kind, data, delivery_id)
-        answer = self.session().post(self.url, data=raw, timeout=30,
-                                     headers={"X-Hub-Signature": signature, "Content-Type": "application/json"})  # fmt: skip
+        headers = {"X-Hub-Signature": signature, "Content-Type": "application/json"}
+        answer = self.session().post(self.url, data=raw, timeout=30, headers=headers)
         return answer.status_code
 
     def sellable(self, product_id: int) -> int:
@@ -246,8 +246,9 @@ def queues_busy(connection: redis.Redis) -> int:
     on the `sync` queue, is not counted)."""
     events = Queue("events", connection=connection, serializer=JSONSerializer)
     sync = Queue("sync", connection=connection, serializer=JSONSerializer)
-    return (events.count + events.started_job_registry.count + events.scheduled_job_registry.count
-            + sync.count + sync.started_job_registry.count)  # fmt: skip
+    busy: int = (events.count + events.started_job_registry.count + events.scheduled_job_registry.count
+                 + sync.count + sync.started_job_registry.count)  # fmt: skip
+    return busy
 
 
 def first_job_taken(connection: redis.Redis, queued: int, deadline_seconds: float = 120) -> float:
