@@ -187,7 +187,8 @@ def running_stack(workers: int = 0, **extra_env: str) -> Iterator[LocalStack]:
 _retailer_ids = iter(range(700_000_000, 800_000_000))
 
 
-def connect(stack: LocalStack, shop_id: str, products: int = 0, *, sync: bool = True) -> BenchShop:
+def connect(stack: LocalStack, shop_id: str, products: int = 0, *, sync: bool = True,
+            register_webhooks: bool = True) -> BenchShop:  # fmt: skip
     """A new retailer with `products` generated products, its Abaha shop, the connection saved
     (webhooks registered); with `sync`, a full sync of its products run by a worker started
     for it when none runs."""
@@ -199,7 +200,8 @@ def connect(stack: LocalStack, shop_id: str, products: int = 0, *, sync: bool = 
     abaha = stack.sandbox.abaha.add_shop(shop_id, token)
     WriteClock.shops[shop_id] = abaha
     body = {"retailer": retailer.name, "client_id": retailer.client_id, "client_secret": retailer.client_secret,
-            "branch_id": BRANCH, "surcharge_code": "THK000001", "abaha_api_token": token}  # fmt: skip
+            "branch_id": BRANCH, "surcharge_code": "THK000001", "abaha_api_token": token,
+            "register_webhooks": register_webhooks}  # fmt: skip
     answer = stack.admin("PUT", f"/admin/connections/{shop_id}", json=body)
     answer.raise_for_status()
     hook = answer.json()["abaha_webhook"]
