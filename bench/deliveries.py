@@ -28,6 +28,7 @@ import requests
 
 from adapters import keys
 from bench.harness import BenchShop, connect, redis_of, running_stack, summary_ms, write_result
+from bench.wrk_ingest import profile_posts
 from sandbox.kiotviet_data import sign
 from sandbox.stack import LocalStack
 from schemas.kiotviet_webhook import WEBHOOK_TYPES
@@ -46,6 +47,8 @@ def web_cpu_seconds(stack: LocalStack) -> float:
 
 
 def timed(stack: LocalStack, send: Callable[[requests.Session, int], int], repeat: int) -> dict[str, Any]:
+    """(CPU time is read in clock ticks of 10 ms: the bare endpoint is timed over many more
+    requests than the others.)"""
     """`repeat` sequential requests: answer time and web CPU per request (after 3 unmeasured)."""
     with requests.Session() as session:
         for n in range(3):
@@ -107,36 +110,56 @@ def big_delivery(stack: LocalStack, shop: BenchShop, items: int, repeat: int) ->
     connection = redis_of(stack)
     pending_key = keys.shop_key(shop.shop_id, keys.PENDING_META)
     stalls: list[float] = []
-    answers, sizes, pending_after = [], [], []
-    for n in range(repeat):
-        data = [{"ProductId": 1_000_000 + n * items + i, "BranchId": 11, "OnHand": i % 50, "Reserved": 0}
-                for i in range(items)]  # fmt: skip
-        action = f"stock.update.{shop.retailer.retailer_id}"
-        envelope = {"Id": f"big-{n}", "Attempt": 1, "Notifications": [{"Action": action, "Data": data}]}
-        raw = json.dumps(envelope, separators=(",", ":")).encode()
+    answers: list[float] = []
+    watched: list[float] = []
+    sizes, pending_after = [], []
+    for n in range(repeat * 2):
+        raw, signature = big_body(shop, items, 1_000_000 + n * items, f"big-{n}")
         sizes.append(len(raw))
         before = int(connection.hlen(pending_key))  # type: ignore[arg-type]
+        # every other delivery with another Redis client pinging meanwhile (it takes CPU, so
+        # the answer time is quoted from the others)
         stop = threading.Event()
         pinger = threading.Thread(target=ping_loop, args=(stack, stop, stalls))
-        pinger.start()
+        if n % 2:
+            pinger.start()
         started = time.perf_counter()
-        signature = sign(raw, shop.secrets["stock.update"], "kiotviet-live")
         status = requests.post(shop.url, data=raw, headers={"X-Hub-Signature": signature}, timeout=30)
-        answers.append(time.perf_counter() - started)
+        (watched if n % 2 else answers).append(time.perf_counter() - started)
         stop.set()
-        pinger.join()
+        if n % 2:
+            pinger.join()
         assert status.status_code == 200, status.status_code
         pending_after.append(int(connection.hlen(pending_key)) - before)  # type: ignore[arg-type]
     return {"items": items, "bytes": max(sizes), "answer": summary_ms(answers),
+            "answer_while_pinged": summary_ms(watched),
             "items_pending_after_each": sorted(set(pending_after)),
             "longest_ping_wait_ms": round(max(stalls) * 1000, 2) if stalls else None,
             "pings": len(stalls)}  # fmt: skip
 
 
+def big_body(shop: BenchShop, items: int, first_product: int, delivery: str) -> tuple[bytes, str]:
+    """A signed `stock.update` delivery of `items` products, compact JSON (so 16,000 fit in 1 MiB)."""
+    data = [{"ProductId": first_product + i, "BranchId": 11, "OnHand": i % 50, "Reserved": 0} for i in range(items)]
+    action = f"stock.update.{shop.retailer.retailer_id}"
+    envelope = {"Id": delivery, "Attempt": 1, "Notifications": [{"Action": action, "Data": data}]}
+    raw = json.dumps(envelope, separators=(",", ":")).encode()
+    return raw, sign(raw, shop.secrets["stock.update"], "kiotviet-live")
+
+
+def profile_big(stack: LocalStack, shop: BenchShop, items: int) -> dict[str, Any]:
+    """One `items`-item delivery through the app under cProfile (after a small one, unmeasured)."""
+    warm = big_body(shop, 10, 5_000_000, "profile-big-warm")
+    big = big_body(shop, items, 6_000_000, "profile-big")
+    found = profile_posts(stack, shop, [warm], [big])
+    found.pop("cumulative_ms_per_request_top", None)
+    return found
+
+
 def ping_loop(stack: LocalStack, stop: threading.Event, stalls: list[float]) -> None:
     """Another Redis client: PING back to back, each wait kept."""
     connection = redis_of(stack)
-    while not stop.is_set():
+    while not stop.wait(0.002):
         started = time.perf_counter()
         connection.ping()
         stalls.append(time.perf_counter() - started)
@@ -156,13 +179,14 @@ def main() -> None:
             return session.get(f"{stack.url}/healthz", timeout=10).status_code
 
         cases = bad_signature_cases(shop, args.size)
-        saved_once = {"bare_endpoint": timed(stack, bare, args.repeat),
+        saved_once = {"bare_endpoint": timed(stack, bare, args.repeat * 20),
                       **{name: timed(stack, send, args.repeat) for name, send in cases.items()}}  # fmt: skip
         resave_seconds = resave(stack, shop, args.saves)
-        saved_often = {"bare_endpoint": timed(stack, bare, args.repeat),
+        saved_often = {"bare_endpoint": timed(stack, bare, args.repeat * 20),
                        **{name: timed(stack, send, args.repeat) for name, send in cases.items()}}  # fmt: skip
-        big_bare = timed(stack, bare, args.repeat)
+        big_bare = timed(stack, bare, args.repeat * 20)
         big = big_delivery(stack, shop, args.items, max(3, args.repeat // 3))
+        profiled = profile_big(stack, shop, args.items)
     ratios = {
         label: {name: {"answer_p50_vs_bare": round(row["p50_ms"] / figures["bare_endpoint"]["p50_ms"], 1),
                        "web_cpu_vs_bare": round(row["web_cpu_ms_per_request"]
@@ -177,7 +201,7 @@ def main() -> None:
         "bad_signature": {"saved_once": saved_once, f"saved_{args.saves + 1}_times": saved_often},
         "ratios_vs_bare": ratios,
         "one_type_cpu_saved_often_vs_once": round(often / max(once, 0.01), 2),
-        "big_delivery": {**big, "bare_endpoint": big_bare,
+        "big_delivery": {**big, "bare_endpoint": big_bare, "profile": profiled,
                          "answer_p50_vs_bare": round(big["answer"]["p50_ms"] / big_bare["p50_ms"], 1)},
     })  # fmt: skip
     print("median bare p50 ms:", statistics.median([saved_once["bare_endpoint"]["p50_ms"], big_bare["p50_ms"]]))

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
 import redis
 import requests
 from rq import Queue
@@ -296,3 +297,55 @@ def empty_job_rate(stack: LocalStack, workers: int, jobs: int) -> dict[str, floa
     wall = ended - started
     return {"jobs": jobs, "seconds": round(wall, 2), "per_second": round(jobs / wall, 1),
             "per_second_per_worker": round(jobs / wall / workers, 1)}  # fmt: skip
+
+
+class CpuUse:
+    """CPU seconds spent between `start` and `stop` by each part of the running service (a
+    worker's forked work horses counted with it, once they ended), by this process (the
+    simulated peers and the load), and by the whole machine (other tenants included)."""
+
+    def __init__(self, stack: LocalStack) -> None:
+        self.stack = stack
+        self._before: dict[str, float] = {}
+        self.seconds: dict[str, float] = {}
+        self._started = 0.0
+
+    def _sample(self) -> dict[str, float]:
+        groups: dict[str, list[int]] = {
+            "workers (with their work horses)": [w.pid for w in self.stack.workers],
+            "web (gunicorn)": [self.stack._web.pid] if self.stack._web else [],
+            "redis": [self.stack._redis_process.pid] if self.stack._redis_process else [],
+            "sandbox peers and load (this process)": [os.getpid()],
+        }
+        found: dict[str, float] = {}
+        for name, pids in groups.items():
+            total = 0.0
+            for pid in pids:
+                try:
+                    process = psutil.Process(pid)
+                    times = process.cpu_times()
+                    total += times.user + times.system
+                    if name != "sandbox peers and load (this process)":
+                        total += times.children_user + times.children_system
+                        for child in process.children(recursive=True):
+                            child_times = child.cpu_times()
+                            total += child_times.user + child_times.system
+                except psutil.NoSuchProcess:
+                    continue
+            found[name] = total
+        machine = psutil.cpu_times()
+        found["whole machine"] = sum(machine) - machine.idle - getattr(machine, "iowait", 0.0)
+        return found
+
+    def start(self) -> CpuUse:
+        self._before = self._sample()
+        self._started = time.perf_counter()
+        return self
+
+    def stop(self) -> dict[str, float]:
+        after = self._sample()
+        wall = time.perf_counter() - self._started
+        self.seconds = {k: round(after[k] - self._before.get(k, 0.0), 2) for k in after}
+        self.seconds["wall"] = round(wall, 2)
+        self.seconds["cpus_x_wall"] = round(wall * (os.cpu_count() or 1), 2)
+        return self.seconds

@@ -35,6 +35,7 @@ from rq.serializers import JSONSerializer
 
 from bench.harness import (
     BenchShop,
+    CpuUse,
     connect,
     empty_job_rate,
     first_job_taken,
@@ -121,18 +122,21 @@ def ingest(posts: list[Post]) -> float:
     return time.perf_counter() - started
 
 
-def drain(stack: LocalStack, shops: list[BenchShop], workers: int) -> float:
-    """Start `workers` workers on what is queued; seconds from the first job taken until idle."""
+def drain(stack: LocalStack, shops: list[BenchShop], workers: int) -> tuple[float, dict[str, float]]:
+    """Start `workers` workers on what is queued; seconds from the first job taken until idle,
+    and the CPU seconds each part used meanwhile."""
     connection = redis_of(stack)
     queued = Queue("events", connection=connection, serializer=JSONSerializer).count
     running = [stack.start_worker() for _ in range(workers)]
     try:
         started = first_job_taken(connection, queued)
+        cpu = CpuUse(stack).start()
         ended = wait_idle(stack, [s.shop_id for s in shops])
+        used = cpu.stop()
     finally:
         for worker in running:
             stack.stop_worker(worker)
-    return ended - started
+    return ended - started, used
 
 
 def product_writes(shop: BenchShop, since: int) -> tuple[int, int]:
@@ -148,12 +152,15 @@ def run_flash(stack: LocalStack, shops: list[BenchShop], workers: int, args: arg
     marks = {s.shop_id: len(s.abaha.writes) for s in shops}
     posts = [p for s in shops for p in flash_sale(s, args.changes, args.products, rng)]
     ingest_seconds = ingest(posts)
-    seconds = drain(stack, shops, workers)
+    gets_before = sum(s.retailer.get_requests for s in shops)
+    seconds, cpu = drain(stack, shops, workers)
+    gets = sum(s.retailer.get_requests for s in shops) - gets_before
     counted = [product_writes(s, marks[s.shop_id]) for s in shops]
     wrong = sum(1 for s in shops for pid in s.product_ids[: args.products]
                 if s.abaha_stock().get(pid) != s.sellable(pid))  # fmt: skip
     events = args.changes * len(shops)
     return {"events": events, "ingest_seconds": round(ingest_seconds, 2), "drain_seconds": round(seconds, 3),
+            "cpu_seconds_during_drain": cpu, "kiotviet_gets_per_shop": round(gets / len(shops), 1),
             "events_per_second": round(events / seconds, 1),
             "events_per_second_per_worker": round(events / seconds / workers, 1),
             "abaha_product_writes_per_shop": max(c[0] for c in counted),
@@ -164,11 +171,14 @@ def run_flash(stack: LocalStack, shops: list[BenchShop], workers: int, args: arg
 def run_catalog(stack: LocalStack, shops: list[BenchShop], workers: int, args: argparse.Namespace) -> dict[str, Any]:
     posts = [p for s in shops for p in catalog_wide(s, args.catalog, workers)]
     ingest_seconds = ingest(posts)
-    seconds = drain(stack, shops, workers)
+    gets_before = sum(s.retailer.get_requests for s in shops)
+    seconds, cpu = drain(stack, shops, workers)
+    gets = sum(s.retailer.get_requests for s in shops) - gets_before
     wrong = sum(1 for s in shops for pid in s.product_ids[: args.catalog]
                 if s.abaha.products.get(str(pid), {}).get("name") != s.retailer.products[pid]["name"])  # fmt: skip
     events = args.catalog * len(shops)
     return {"events": events, "ingest_seconds": round(ingest_seconds, 2), "drain_seconds": round(seconds, 3),
+            "cpu_seconds_during_drain": cpu, "kiotviet_gets_per_shop": round(gets / len(shops), 1),
             "events_per_second": round(events / seconds, 1),
             "events_per_second_per_worker": round(events / seconds / workers, 1),
             "products_with_wrong_final_name": wrong}  # fmt: skip
@@ -178,12 +188,15 @@ def run_orders(stack: LocalStack, shops: list[BenchShop], workers: int, args: ar
     calls_before = sum(len(s.retailer.calls) for s in shops)
     posts = [p for s in shops for p in abaha_orders(s, args.orders)]
     ingest_seconds = ingest(posts)
-    seconds = drain(stack, shops, workers)
+    gets_before = sum(s.retailer.get_requests for s in shops)
+    seconds, cpu = drain(stack, shops, workers)
+    gets = sum(s.retailer.get_requests for s in shops) - gets_before
     calls = sum(len(s.retailer.calls) for s in shops) - calls_before
     unlinked = sum(1 for s in shops for o in s.abaha.orders.values() if not o.get("kiotviet"))
     made = sum(len(s.retailer.orders) for s in shops)
     events = args.orders * len(shops)
     return {"events": events, "ingest_seconds": round(ingest_seconds, 2), "drain_seconds": round(seconds, 3),
+            "cpu_seconds_during_drain": cpu, "kiotviet_gets_per_shop": round(gets / len(shops), 1),
             "events_per_second": round(events / seconds, 1),
             "events_per_second_per_worker": round(events / seconds / workers, 1),
             "kiotviet_calls_per_order": round(calls / events, 2), "abaha_orders_unlinked": unlinked,
