@@ -19,8 +19,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 from bench.harness import (
     BenchShop,
+    CpuUse,
     WriteClock,
     connect,
+    drain_batches,
     pending_total,
     redis_of,
     running_stack,
@@ -77,6 +79,8 @@ def main() -> None:
             alone.append(send_one(b, b.product_ids[n], 5_000 + n, f"alone-{n}"))
             wait_idle(stack, [b.shop_id])
         done = threading.Event()
+        storm_started = time.time()
+        cpu = CpuUse(stack).start()
         with ThreadPoolExecutor(1) as pool:
             probes = pool.submit(probe, stack, a, b, done)
             started = time.perf_counter()
@@ -84,6 +88,9 @@ def main() -> None:
             done.set()
             sent = probes.result()
         drained = wait_idle(stack, [a.shop_id, b.shop_id]) - started
+        cpu_used = cpu.stop()
+        batches = {"storm_shop": drain_batches(stack, a.shop_id, storm_started),
+                   "other_shop": drain_batches(stack, b.shop_id, storm_started)}  # fmt: skip
         during, missing = latencies(clock, b, sent)
         baseline, _ = latencies(clock, b, alone)
     wrong = sum(1 for pid in a.product_ids[: args.products] if a.abaha_stock().get(pid) != a.sellable(pid))
@@ -95,6 +102,7 @@ def main() -> None:
         "storm_products_with_wrong_final_stock": wrong,
         "other_shop_during_storm": summary_ms(during), "other_shop_probes_without_write": missing,
         "other_shop_alone": summary_ms(baseline), "p95_during_vs_alone": round(p95_during / p95_alone, 1),
+        "batches": batches, "cpu_seconds_during_storm": cpu_used,
     })  # fmt: skip
 
 

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,6 @@ from rq.serializers import JSONSerializer
 import sandbox.abaha as abaha_api
 from adapters import keys
 from sandbox.abaha import AbahaShop
-from sandbox.kiotviet_catalog import share_stock
 from sandbox.kiotviet_data import Retailer, demo_retailer, grow_catalogue, now_text, sign
 from sandbox.stack import LocalStack
 
@@ -131,12 +131,15 @@ class BenchShop:
         return session
 
     def set_stock(self, product_id: int, on_hand: int, reserved: int = 0) -> dict[str, Any]:
-        """Change the stock in the simulated KiotViet (no webhook); the item KiotViet would send."""
+        """Change the stock in the simulated KiotViet (no webhook); the item KiotViet would send.
+        The generated catalogue has no unit rows, so the stock's time is stamped here instead of
+        by the sandbox's `share_stock`, which scans the whole catalogue for unit rows each time
+        (under the sandbox's lock: the load would slow the peer the workers read from)."""
         with self.retailer.lock:
             product = self.retailer.products[product_id]
             rows = [i for i in product["inventories"] if i["branchId"] != BRANCH]
             product["inventories"] = [*rows, {"branchId": BRANCH, "onHand": on_hand, "reserved": reserved}]
-            share_stock(self.retailer, product_id, now_text())
+            product["stockModifiedDate"] = now_text()
         return {"ProductId": product_id, "ProductCode": product["code"], "BranchId": BRANCH, "OnHand": on_hand,
                 "Reserved": reserved}  # fmt: skip
 
@@ -174,7 +177,8 @@ def service_env(**extra: str) -> dict[str, str]:
 
 @contextmanager
 def running_stack(workers: int = 0, **extra_env: str) -> Iterator[LocalStack]:
-    """The whole service with a private Redis; its logs in a temporary directory."""
+    """The whole service with a private Redis; its logs in a temporary directory (read them
+    with `drain_batches` before the block ends)."""
     with tempfile.TemporaryDirectory(prefix="bench-") as state:
         stack = LocalStack(Path(state), environ=service_env(**extra_env), private_redis=True,
                            log_dir=Path(state) / "logs")  # fmt: skip
@@ -349,3 +353,29 @@ class CpuUse:
         self.seconds["wall"] = round(wall, 2)
         self.seconds["cpus_x_wall"] = round(wall * (os.cpu_count() or 1), 2)
         return self.seconds
+
+
+def drain_batches(stack: LocalStack, shop_id: str, since: float = 0.0) -> dict[str, Any]:
+    """The shop's batches as the workers logged them (`drain.done`), from `since` (epoch
+    seconds): how many entities each took, and the time between one batch's end and the next's
+    (a batch's whole cycle: queued, forked, taken, read, written, released)."""
+    assert stack.log_dir is not None
+    done: list[tuple[float, int]] = []
+    for path in stack.log_dir.glob("worker*.log"):
+        for line in path.read_text(errors="replace").splitlines():
+            if '"drain.done"' not in line or shop_id not in line:
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            at = datetime.fromisoformat(record["timestamp"].replace("Z", "+00:00")).timestamp()
+            if record.get("shop_id") == shop_id and at >= since and record.get("entities"):
+                done.append((at, int(record["entities"])))
+    done.sort()
+    cycles = [b[0] - a[0] for a, b in zip(done, done[1:], strict=False) if b[0] - a[0] < 30]
+    sizes = [float(n) for _, n in done]
+    return {"batches": len(done), "entities_per_batch": {"p50": statistics.median(sizes) if sizes else 0,
+                                                          "p95": percentile(sizes, 95) if sizes else 0,
+                                                          "max": max(sizes) if sizes else 0},
+            "batch_cycle": summary_ms(cycles)}  # fmt: skip

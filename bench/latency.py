@@ -17,7 +17,17 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from bench.harness import BenchShop, WriteClock, connect, running_stack, summary_ms, wait_idle, write_result
+from bench.harness import (
+    BenchShop,
+    CpuUse,
+    WriteClock,
+    connect,
+    drain_batches,
+    running_stack,
+    summary_ms,
+    wait_idle,
+    write_result,
+)
 
 
 @dataclass
@@ -81,8 +91,12 @@ def main() -> None:
     args = parser.parse_args()
     with running_stack(workers=args.workers) as stack, WriteClock() as clock:
         shop = connect(stack, "bench-latency", products=args.products)
+        load_started = time.time()
+        cpu = CpuUse(stack).start()
         sent = paced(shop, args.rate, args.seconds, shop.product_ids)
         wait_idle(stack, [shop.shop_id])
+        cpu_used = cpu.stop()
+        batches = drain_batches(stack, shop.shop_id, load_started)
         loaded, missing = latencies(clock, shop, sent)
         lone: list[Sent] = []
         for n in range(args.lone):
@@ -98,7 +112,7 @@ def main() -> None:
         "ack": summary_ms([s.answered_at - s.sent_at for s in sent]),
         "delivery_to_abaha_write": summary_ms(loaded), "deliveries_without_write": missing,
         "lone_delivery_to_abaha_write": summary_ms(lone_latency), "lone_without_write": lone_missing,
-        "products_with_wrong_final_stock": wrong,
+        "products_with_wrong_final_stock": wrong, "batches_under_load": batches, "cpu_seconds_under_load": cpu_used,
     })  # fmt: skip
 
 
