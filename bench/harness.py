@@ -179,9 +179,10 @@ def service_env(**extra: str) -> dict[str, str]:
 def running_stack(workers: int = 0, **extra_env: str) -> Iterator[LocalStack]:
     """The whole service with a private Redis; its logs in a temporary directory (read them
     with `drain_batches` before the block ends)."""
+    kept = os.environ.get("BENCH_KEEP_LOGS")  # a folder to keep the service's logs in
     with tempfile.TemporaryDirectory(prefix="bench-") as state:
         stack = LocalStack(Path(state), environ=service_env(**extra_env), private_redis=True,
-                           log_dir=Path(state) / "logs")  # fmt: skip
+                           log_dir=Path(kept) if kept else Path(state) / "logs")  # fmt: skip
         stack.start(workers=workers)
         try:
             yield stack
