@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from datetime import UTC, datetime
 
 import redis
@@ -17,6 +16,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from schemas.abaha import AbahaEventInvalid, normalize_event
 from schemas.events import Outcome, iso_utc
+from webhooks import body
 from webhooks.body import read_limited_body
 from wiring import Services, current_services
 
@@ -90,6 +90,6 @@ def authenticate(services: Services, shop_id: str, raw: bytes) -> None:
 
 def parse_json(raw: bytes) -> object:
     try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise Refused(400, "body is not JSON") from exc
+        return body.parse_json(raw)
+    except body.UnreadableBody as exc:
+        raise Refused(400, f"body is {exc}" if str(exc) == "not JSON" else f"body {exc}") from exc
