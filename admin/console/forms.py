@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, Field, HiddenField, PasswordField, SelectMultipleField, StringField
@@ -12,10 +10,9 @@ from wtforms.validators import InputRequired, Optional, Regexp
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from adapters.syncruns import ENTITIES
-from admin.connections import SHOP_ID
+from admin.connections import RETAILER, SHOP_ID
 
 REQUIRED = _l("Required.")
-RETAILER = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")  # as admin.connections checks it
 RETAILER_RULE = _l("Lower-case letters, digits and '-', as in the address.")
 SHOP_ID_RULE = _l("Use 1-64 letters, digits, '.', '_' or '-'.")
 ENTITY_LABELS = {

@@ -125,3 +125,14 @@ def test_a_mistyped_filter_is_refused_not_read_as_every_shop(client: FlaskClient
         answer = client.get(path + "?shopid=shop-7", headers=AUTH)
         assert answer.status_code == 400
         assert "'shopid'" in answer.get_json()["errors"][0]
+
+
+@pytest.mark.parametrize("shop_id, retailer", [("shop-7%0A", "thoitrangmogi"), ("shop-7", "thoitrangmogi\n")])
+def test_a_trailing_newline_in_a_shop_id_or_a_retailer_is_refused_and_nothing_is_saved(
+    client: FlaskClient, services: Services, kiotviet_http: responses.RequestsMock, shop_id: str, retailer: str
+) -> None:
+    body = {"retailer": retailer, "client_id": "kv-client-id", "client_secret": "s", "branch_id": 11,
+            "abaha_api_token": "a"}  # fmt: skip
+    answer = client.put(f"/admin/connections/{shop_id}", json=body, headers=AUTH)
+    assert answer.status_code == 422, answer.get_json()
+    assert services.connections.all() == []
