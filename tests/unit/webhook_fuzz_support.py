@@ -51,6 +51,16 @@ def _paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     return found
 
 
+def with_each_text_broken(body: Any) -> list[Any]:
+    """One copy of the body per text in it, that text ending in a lone surrogate (half an emoji)."""
+    copies = []
+    for path in _leaves(body, str):
+        broken = copy.deepcopy(body)
+        _get(broken, path[:-1])[path[-1]] += "\ud83d"
+        copies.append(broken)
+    return copies
+
+
 def _leaves(body: Any, kind: type | tuple[type, ...]) -> list[tuple[Any, ...]]:
     return [path for path in _paths(body) if path and isinstance(_get(body, path), kind)]
 
@@ -64,13 +74,16 @@ def _get(body: Any, path: tuple[Any, ...]) -> Any:
 MUTATIONS = ("replace", "delete", "recase", "wrap", "deep", "surrogate", "huge")
 
 
+HAZARDS = ("deep", "surrogate", "huge")  # what a well-formed body may still carry
+
+
 @st.composite
-def bent(draw: st.DrawFn, body: Any) -> Any:
+def bent(draw: st.DrawFn, body: Any, actions: tuple[str, ...] = MUTATIONS, most: int = 4) -> Any:
     """The body with a few parts replaced by odd values, removed, wrapped in a list, nested deep,
     or their keys' case changed; its texts given lone surrogates, its numbers made huge."""
     body = copy.deepcopy(body)
-    for _ in range(draw(st.integers(min_value=0, max_value=4))):
-        action = draw(st.sampled_from(MUTATIONS))
+    for _ in range(draw(st.integers(min_value=1 if most == 1 else 0, max_value=most))):
+        action = draw(st.sampled_from(actions))
         targets = {"surrogate": _leaves(body, str), "huge": _leaves(body, (int, float))}.get(action) or _paths(body)
         path = draw(st.sampled_from(targets))
         if not path:
@@ -86,7 +99,7 @@ def bent(draw: st.DrawFn, body: Any) -> Any:
         elif action == "surrogate" and isinstance(container[key], str):
             container[key] += draw(st.sampled_from(["\ud800", "\udfff", "\ud83d"]))
         elif action == "deep":
-            container[key] = f"{DEEP}{draw(st.sampled_from([33, 40, 1100, 5000, 60_000]))}"
+            container[key] = f"{DEEP}{draw(st.sampled_from([33, 40, 1100, 5000, 20_000]))}"
         else:
             container[key] = draw(st.sampled_from(HUGE) if action == "huge" else odd_values())
     return body
@@ -119,10 +132,13 @@ def broken_bytes(draw: st.DrawFn, raw: bytes) -> bytes:
 
 
 def hostile_bodies(samples: dict[str, Any]) -> st.SearchStrategy[bytes]:
-    """Bytes that started as one of the samples and were bent, then maybe broken."""
-    return (
-        st.sampled_from(sorted(samples)).flatmap(lambda name: bent(samples[name])).map(serialize).flatmap(broken_bytes)
-    )
+    """Bytes that started as one of the samples and were bent, then maybe broken; or a sample
+    with one hazard alone."""
+    names = st.sampled_from(sorted(samples))
+    damaged = names.flatmap(lambda name: bent(samples[name])).map(serialize).flatmap(broken_bytes)
+    # a sample otherwise intact, with one hazard, so the parts past the envelope are reached often
+    hazardous = names.flatmap(lambda name: bent(samples[name], HAZARDS, most=1)).map(serialize)
+    return st.one_of(damaged, hazardous)
 
 
 def other_headers() -> st.SearchStrategy[dict[str, str]]:
