@@ -41,19 +41,24 @@ def abaha_fingerprint(c: AbahaCustomer) -> str:
     return shared_fingerprint(c.name, c.phone, c.email, c.address, c.gender, c.birth_date)
 
 
-def is_echo(ctx: ShopContext, side: str, customer_id: int, content: str) -> bool:
-    """The change only carries what we know is on `side` already: nothing to write."""
-    if not ctx.links.has_content(ctx.connection.shop_id, side, customer_id, content):
-        return False
-    log.info("customer.echo_dropped", side=side, customer_id=customer_id)
-    return True
+def is_echo(ctx: ShopContext, side: str, customer_id: int, content: str, version: int) -> bool:
+    """The change only carries what we know is on `side` already, or is the late echo of one of
+    our writes there (stamped before it was made): nothing to write."""
+    shop = ctx.connection.shop_id
+    if ctx.links.has_content(shop, side, customer_id, content):
+        log.info("customer.echo_dropped", side=side, customer_id=customer_id)
+        return True
+    if ctx.links.is_own_echo(shop, side, customer_id, content, version):
+        log.info("customer.late_echo_dropped", side=side, customer_id=customer_id)
+        return True
+    return False
 
 
 def apply_kiotviet_customer(event: Event, ctx: ShopContext) -> Outcome:
     """A KiotViet customer created or edited → the linked, matched or a new Abaha customer."""
     customer = KvCustomer.from_json(event.data)
     content = kiotviet_fingerprint(customer)
-    if is_echo(ctx, KIOTVIET, customer.id, content):
+    if is_echo(ctx, KIOTVIET, customer.id, content, event.version_second):
         return Outcome.ECHO
 
     def write() -> None:
@@ -81,8 +86,11 @@ def write_customer_to_abaha(customer: KvCustomer, groups: list[int], ctx: ShopCo
             expecting.enter_context(ctx.links.expecting_content(shop, KIOTVIET, customer.id, content))
             if abaha_id is not None:
                 expecting.enter_context(ctx.links.expecting_content(shop, ABAHA, abaha_id, content))
-            linked = ctx.abaha.put_customer(customer.id, body)
+            with ctx.links.writing(shop, ABAHA, abaha_id, content):
+                linked = ctx.abaha.put_customer(customer.id, body)
         ctx.links.remember_content(shop, ABAHA, linked, content)
+        if abaha_id is None:
+            ctx.links.wrote_content(shop, ABAHA, linked, content)
         ctx.links.link_customer(shop, customer.id, linked)
 
 
@@ -106,7 +114,7 @@ def apply_abaha_customer(event: Event, ctx: ShopContext) -> Outcome:
     """An Abaha customer created or edited → KiotViet (matched by phone first), then linked."""
     customer = AbahaCustomer(**event.data)
     shop, content = ctx.connection.shop_id, abaha_fingerprint(customer)
-    if is_echo(ctx, ABAHA, customer.id, content):
+    if is_echo(ctx, ABAHA, customer.id, content, event.version_second):
         return Outcome.ECHO
     with ctx.state.entity_lock(shop, "abaha_customer", str(customer.id)):
         kv_id = customer.kv_id or ctx.links.kv_customer_for(shop, customer.id)
@@ -122,7 +130,8 @@ def apply_abaha_customer(event: Event, ctx: ShopContext) -> Outcome:
         def write() -> None:
             with ctx.links.expecting_content(shop, ABAHA, customer.id, content):
                 if not created:
-                    with ctx.links.expecting_content(shop, KIOTVIET, kv, content):
+                    with ctx.links.expecting_content(shop, KIOTVIET, kv, content), \
+                            ctx.links.writing(shop, KIOTVIET, kv, content):  # fmt: skip
                         ctx.kiotviet.update_customer(kv, kiotviet_customer_body(customer, ctx))
                 link_on_abaha(customer, kv, ctx)
 
@@ -163,6 +172,7 @@ def linked_new_customer(customer: AbahaCustomer, kv_id: int, content: str, ctx: 
     """Link at once: a retry then updates the customer instead of making another."""
     shop = ctx.connection.shop_id
     ctx.links.remember_content(shop, KIOTVIET, kv_id, content)
+    ctx.links.wrote_content(shop, KIOTVIET, kv_id, content)
     ctx.links.link_customer(shop, kv_id, customer.id)
     ctx.links.clear_customer_intent(shop, customer.id)
     return kv_id
@@ -192,7 +202,8 @@ def link_on_abaha(customer: AbahaCustomer, kv_id: int, ctx: ShopContext) -> None
     body = present({"abaha_id": customer.id, "name": customer.name, "phone": customer.phone, "email": customer.email,
                     "gender": customer.gender, "birth_date": customer.birth_date, "address": customer.address,
                     "source_modified_at": customer.updated_at})  # fmt: skip
-    ctx.abaha.put_customer(kv_id, body)
+    with ctx.links.writing(ctx.connection.shop_id, ABAHA, customer.id, abaha_fingerprint(customer)):
+        ctx.abaha.put_customer(kv_id, body)
     ctx.links.link_customer(ctx.connection.shop_id, kv_id, customer.id)
 
 
@@ -247,6 +258,7 @@ def kiotviet_customer_for_order(order: AbahaOrder, ctx: ShopContext) -> int | No
         kv_id = ctx.kiotviet.create_customer(body).id
     content = shared_fingerprint(buyer.name, buyer.phone, None, buyer.address, None, None)
     ctx.links.remember_content(shop, KIOTVIET, kv_id, content)
+    ctx.links.wrote_content(shop, KIOTVIET, kv_id, content)
     return kv_id
 
 

@@ -49,8 +49,9 @@ VALID = {name: body for name, body in SAMPLES.items() if not name.startswith("re
 FORBIDDEN = {400, 401, 403, 404, 405}
 REJECTED = {"status": "received"}
 # what an unsigned delivery may write: the shop's quarantine, its count of quarantined deliveries,
-# the deployment's counts by reason
-QUARANTINE_KEYS = (keys.shop_key(SHOP, keys.QUARANTINE), keys.QUARANTINE_REASONS, keys.UNKNOWN_SHOP_DELIVERIES)
+# the deployment's counts by reason and of deliveries (metrics)
+QUARANTINE_KEYS = (keys.shop_key(SHOP, keys.QUARANTINE), keys.QUARANTINE_REASONS, keys.UNKNOWN_SHOP_DELIVERIES,
+                   keys.DELIVERIES)  # fmt: skip
 
 
 def hmac_digest(key: bytes, body: bytes, algorithm: str) -> bytes:
