@@ -195,3 +195,24 @@ def test_an_authentic_event_while_redis_is_down_is_a_503_and_changes_nothing(end
     body = json.dumps(freshened(SAMPLES["order.created"], 7)).encode()
     endpoint.check(Event(SHOP, body, {"X-Abaha-Token": TOKEN}, authentic=True, valid=True, redis_down=True))
     assert endpoint.seen == {"redis down 503": 1}
+
+
+@pytest.mark.parametrize("where", ["data.id", "data.items.0.kv_product_id", "data.customer_kv_id"])
+@pytest.mark.parametrize("value", [-5, 0, 2**63, 10**400])
+def test_an_id_that_is_no_positive_64_bit_integer_is_refused_with_its_field_named(
+    endpoint: Endpoint, where: str, value: int
+) -> None:
+    sample = "customer.created" if where == "data.customer_kv_id" else "order.created"
+    event = freshened(SAMPLES[sample], 11)
+    if where == "data.id":
+        event["data"]["id"] = value
+    elif where == "data.customer_kv_id":
+        event["data"]["kv_id"] = value
+    else:
+        event["data"]["items"][0]["kv_product_id"] = value
+    endpoint.reset()
+    before = snapshot(endpoint.redis)
+    answer = endpoint.client.post(f"/webhooks/abaha/{SHOP}", json=event, headers={"X-Abaha-Token": TOKEN})
+    assert answer.status_code == 400
+    assert ("kv_id" if where == "data.customer_kv_id" else where.rsplit(".", 1)[-1]) in answer.get_json()["errors"][0]
+    assert snapshot(endpoint.redis) == before
