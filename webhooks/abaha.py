@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
-import json
 from datetime import UTC, datetime
 
 import redis
@@ -19,6 +18,7 @@ from flask import Blueprint, Response, jsonify, request
 from adapters.state import DELIVERY_DUPLICATE, DELIVERY_REJECTED
 from schemas.abaha import AbahaEventInvalid, normalize_event
 from schemas.events import Outcome, iso_utc
+from webhooks import body
 from webhooks.body import read_limited_body
 from wiring import Services, current_services
 
@@ -98,6 +98,6 @@ def authenticate(services: Services, shop_id: str, raw: bytes) -> None:
 
 def parse_json(raw: bytes) -> object:
     try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise Refused(400, "body is not JSON") from exc
+        return body.parse_json(raw)
+    except body.UnreadableBody as exc:
+        raise Refused(400, f"body is {exc}" if str(exc) == "not JSON" else f"body {exc}") from exc
