@@ -174,11 +174,17 @@ def apply_abaha_customer(event: Event, ctx: ShopContext) -> Outcome:
                 if kv_id is None:
                     kv_id, created = create_kiotviet_customer(customer, content, ctx), True
         kv = kv_id
+        if linked:
+            held = as_abaha_holds_it(customer, kv, event.version_second, content, ctx)
+            if held is None:
+                return Outcome.STALE
+            customer, content = held, abaha_fingerprint(held)
+        version = max(event.version_second, to_second(customer.updated_at))
 
         def write() -> None:
             with ctx.links.expecting_content(shop, ABAHA, customer.id, content):
                 if linked:  # a customer just matched by phone takes the Abaha side's content
-                    check_not_newer_in_kiotviet(kv, event.version_second, ctx)
+                    check_not_newer_in_kiotviet(kv, version, ctx)
                 if not created:
                     with ctx.links.expecting_content(shop, KIOTVIET, kv, content), \
                             ctx.links.writing(shop, KIOTVIET, kv, content):  # fmt: skip
@@ -186,10 +192,34 @@ def apply_abaha_customer(event: Event, ctx: ShopContext) -> Outcome:
                 link_on_abaha(customer, kv, ctx)
 
         try:
-            return guarded(ctx, "customer", str(kv), event.version_second, content, write)
+            return guarded(ctx, "customer", str(kv), version, content, write)
         except NewerOnTheOtherSide as newer:
             log.info("change.stale", kind="customer", entity_id=str(kv), why=str(newer))
             return Outcome.STALE
+
+
+def as_abaha_holds_it(
+    customer: AbahaCustomer, kv_id: int, version: int, content: str, ctx: ShopContext
+) -> AbahaCustomer | None:
+    """The change to apply: this one, or, when a change of the same second with other content was
+    applied already (Abaha stamps whole seconds: a retry, a late redelivery), the customer as
+    Abaha holds it now (SPEC §5); None when that is what was applied."""
+    shop = ctx.connection.shop_id
+    applied = ctx.pending.applied(shop, "customer", [str(kv_id)])[str(kv_id)]
+    if applied is None or applied.order != version or applied.fingerprint == content or not customer.phone:
+        return customer
+    held = next((c for c in ctx.abaha.customers_by_phone(customer.phone) if c.id == customer.id), None)
+    if held is None or to_second(held.updated_at) < version:
+        return customer
+    if abaha_fingerprint(held) == applied.fingerprint:
+        log.info("change.stale", kind="customer", entity_id=str(kv_id), why="Abaha holds what was applied")
+        return None
+    return held
+
+
+def to_second(stamp: str | None) -> int:
+    """An ISO time to the second, in microseconds (how customer versions compare); 0 without one."""
+    return to_micros(stamp) // 1_000_000 * 1_000_000 if stamp else 0
 
 
 def create_kiotviet_customer(customer: AbahaCustomer, content: str, ctx: ShopContext) -> int:

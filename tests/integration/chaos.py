@@ -471,9 +471,13 @@ class Scenario:
                 yield f"{person.phone} is {kiotviet.get('name')!r} in KiotViet, last named {person.name!r}"
             if person.kiotviet_id is not None and not kiotviet.get("wardName"):
                 yield f"{person.phone} lost its ward in KiotViet"
-            on_abaha = [c for c in abaha_rows if local_phone(c.get("phone")) == person.phone]
+            # the person's Abaha customer is the one linked to theirs in KiotViet: a counter
+            # customer mirrored to Abaha before the shopper opened an account with the same phone
+            # stays an older copy (Abaha holds two customers; the service links the account)
+            linked = self.redis.hget(keys.shop_key(self.shop.shop_id, keys.LINKS, "customers_by_kv"), kiotviet["id"])
+            on_abaha = [c for c in abaha_rows if str(c.get("id")) == (linked or b"").decode()]  # type: ignore[union-attr]
             if not on_abaha:
-                yield f"{person.phone} has no Abaha customer"
+                yield f"{person.phone} has no Abaha customer linked to KiotViet customer {kiotviet['id']}"
             for customer in on_abaha:
                 if customer.get("name") != person.name:
                     yield f"{person.phone} is {customer.get('name')!r} on Abaha, last named {person.name!r}"

@@ -313,3 +313,19 @@ def test_a_shopper_edit_applied_late_does_not_overwrite_a_newer_counter_edit(
     services.inbox.accept(SHOP, [counter], branch_id=11)
     work_off()
     assert (abaha.customers[556]["name"], kiotviet.customers[kv_id]["name"]) == ("Khách quầy", "Khách quầy")
+
+
+def test_a_retried_abaha_edit_of_the_same_second_ends_as_abaha_holds_the_customer(
+    ctx: ShopContext, abaha: FakeAbaha, kiotviet: FakeKiotViet
+) -> None:
+    second = "2026-11-30T09:30:00+07:00"  # two edits in one second: Abaha stamps both with it
+    made = abaha_event(id=556, name="Bình", updated_at="2026-11-30T09:29:00+07:00")
+    abaha.customers[556] = {**made.data, "id": 556}
+    assert apply_abaha_customer(made, ctx) == Outcome.APPLIED
+    (kv_id,) = [i for i, c in kiotviet.customers.items() if c.get("contactNumber") == "0987654321"]
+    first = abaha_event(id=556, kv_id=kv_id, name="Bình A", updated_at=second)
+    then = abaha_event(id=556, kv_id=kv_id, name="Bình B", updated_at=second)
+    abaha.customers[556].update(then.data)  # what Abaha holds now: the later edit
+    assert apply_abaha_customer(then, ctx) == Outcome.APPLIED
+    assert apply_abaha_customer(first, ctx) == Outcome.STALE  # its retry, applied after the later edit
+    assert kiotviet.customers[kv_id]["name"] == "Bình B"
