@@ -147,6 +147,8 @@ class TwoWay(RuleBasedStateMachine):
             if armed is not None:
                 self.kiotviet.call = armed  # type: ignore[method-assign]
             order = self.kiotviet.orders[made.id]
+        if order.get("status") in (3, 4):
+            return  # KiotViet changes nothing of a completed or cancelled order
         order.update(status=status, modifiedDate=stamp())
         self.send_kiotviet("order.update", order)
 
