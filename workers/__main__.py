@@ -1,9 +1,21 @@
-"""`python -m workers`: one RQ worker on all the service's queues, with the scheduler."""
+"""`python -m workers`: one RQ worker on all the service's queues, with the scheduler.
+
+RQ's worker survives Redis going away only while it waits for a job; one that loses Redis while a
+job runs (or between jobs) quits. So the worker is supervised here: when it ends without being
+asked to stop, the process waits for its work horse, waits for Redis, and starts a fresh worker.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import threading
+from contextlib import suppress
+from types import FrameType
 
+import redis
+import structlog
 from rq import Worker
 from rq.serializers import JSONSerializer
 from rq.worker import DequeueStrategy
@@ -11,13 +23,16 @@ from rq.worker import DequeueStrategy
 from adapters.inbox import QUEUES, event_queue
 from config import Settings
 from logs import configure_logging
+from wiring import Services
 from workers.context import process_services
 from workers.policy import failure_policy
 from workers.reconcile import keep_ticking
 
+log = structlog.get_logger(__name__)
 JOB_MONITORING_SECONDS = 10
 MAINTENANCE_SECONDS = 30
 WORKER_TTL_SECONDS = 45  # an idle worker wakes every 30 s, so maintenance is not starved
+REDIS_WAIT_CAP_SECONDS = 2.0  # how long at most between two looks at a Redis that is away
 
 
 def main() -> None:
@@ -25,9 +40,29 @@ def main() -> None:
     configure_logging(settings.log_format)
     # built once here, so every forked work horse inherits them instead of building its own
     services = process_services()
-    keep_ticking(services)
+    while True:
+        worker = build_worker(services)
+        try:
+            keep_ticking(services)
+            work(worker)
+        except redis.exceptions.RedisError as exc:
+            log.warning("worker.redis_lost", worker=worker.name, error=type(exc).__name__)
+        if stop_requested(worker) or not recover(worker, services):
+            return
+        log.info("worker.restarting", previous=worker.name)
+
+
+class SyncWorker(Worker):
+    """RQ's worker, whose maintenance also restarts the planner if a fault ended it."""
+
+    def run_maintenance_tasks(self) -> None:
+        super().run_maintenance_tasks()  # type: ignore[no-untyped-call]
+        keep_ticking(process_services())
+
+
+def build_worker(services: Services) -> Worker:
     queues = [event_queue(services.redis, name) for name in QUEUES]
-    worker = Worker(
+    return SyncWorker(
         queues,
         connection=services.redis,
         serializer=JSONSerializer,
@@ -38,12 +73,58 @@ def main() -> None:
         worker_ttl=WORKER_TTL_SECONDS,
         exception_handlers=[failure_policy],
     )
+
+
+def work(worker: Worker) -> None:
     # queues take turns: a long full sync and a storm of changes both move, neither starves
     worker.work(
         with_scheduler=True,
         logging_level=logging.getLevelName(logging.INFO),
         dequeue_strategy=DequeueStrategy.ROUND_ROBIN,
     )
+
+
+def stop_requested(worker: Worker) -> bool:
+    """Whether the worker ended because it was told to (SIGTERM, SIGINT, a shutdown command)."""
+    return bool(worker._stop_requested or worker._shutdown_requested_date)
+
+
+def recover(worker: Worker, services: Services) -> bool:
+    """After a worker ended on its own: let its work horse finish, and wait until Redis answers.
+    False when the process was asked to stop meanwhile (a second signal kills the horse)."""
+    stopping = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        if stopping.is_set() and worker.horse_pid:
+            with suppress(OSError):
+                os.killpg(os.getpgid(worker.horse_pid), signal.SIGKILL)
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    forget(worker)
+    if worker.horse_pid:
+        with suppress(ChildProcessError):
+            os.waitpid(worker.horse_pid, 0)
+    delay = 0.1
+    while not stopping.is_set():
+        try:
+            services.redis.ping()
+            return True
+        except redis.exceptions.RedisError:
+            stopping.wait(delay)
+            delay = min(delay * 2, REDIS_WAIT_CAP_SECONDS)
+    return False
+
+
+def forget(worker: Worker) -> None:
+    """Stop what the ended worker left running: its command listener (its scheduler stopped with it)."""
+    if worker.pubsub_thread is not None:
+        worker.pubsub_thread.stop()
+        worker.pubsub_thread.join(timeout=1)
+    if worker.pubsub is not None:
+        with suppress(redis.exceptions.RedisError):
+            worker.pubsub.close()
 
 
 if __name__ == "__main__":
