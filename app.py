@@ -9,7 +9,7 @@ import redis
 import rq_dashboard
 import rq_dashboard.web
 import structlog
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, request
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from rq.serializers import JSONSerializer
@@ -36,6 +36,7 @@ def create_app(overrides: Mapping[str, Any] | None = None, services: Services | 
     app.register_blueprint(kiotviet.blueprint)
     app.register_blueprint(abaha.blueprint)
     register_health(app, services.redis)
+    register_unavailable(app)
     register_metrics(app)
     cli.register_commands(app)
     app.before_request(lambda: auth.admin_guard(settings.admin_token))
@@ -68,6 +69,17 @@ def register_health(app: Flask, redis_client: redis.Redis) -> None:
         except redis.exceptions.RedisError:
             return jsonify(status="unavailable", redis=False), 503
         return jsonify(status="ready", redis=True)
+
+
+def register_unavailable(app: Flask) -> None:
+    """Any page or API call that meets an unreachable Redis answers 503, never a 500."""
+
+    @app.errorhandler(redis.exceptions.RedisError)
+    def redis_unavailable(exc: redis.exceptions.RedisError) -> tuple[Response, int]:
+        log.warning("redis.unavailable", path=request.path, error=type(exc).__name__)
+        response = jsonify(errors=["the service cannot reach its Redis now; try again shortly"])
+        response.headers["Retry-After"] = "30"
+        return response, 503
 
 
 def register_metrics(app: Flask) -> None:
