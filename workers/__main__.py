@@ -25,6 +25,7 @@ from config import Settings
 from logs import configure_logging
 from wiring import Services
 from workers.context import process_services
+from workers.drain import LEASE_MS
 from workers.policy import failure_policy
 from workers.reconcile import keep_ticking
 
@@ -109,12 +110,26 @@ def recover(worker: Worker, services: Services) -> bool:
     delay = 0.1
     while not stopping.is_set():
         try:
-            services.redis.ping()
+            resume(worker, services)
             return True
         except redis.exceptions.RedisError:
             stopping.wait(delay)
             delay = min(delay * 2, REDIS_WAIT_CAP_SECONDS)
     return False
+
+
+def resume(worker: Worker, services: Services) -> None:
+    """Redis answers again: free the ended worker's scheduler locks (else delayed jobs wait a
+    minute for them to lapse), and queue drains for shops whose changes wait, now and once the
+    interrupted batch's lease has lapsed (a drain queued before the fault may be lost with it)."""
+    if worker.scheduler is not None:
+        worker.scheduler.release_locks()  # type: ignore[no-untyped-call]
+    seconds, micros = services.redis.time()  # type: ignore[misc]
+    now_ms = int(seconds) * 1000 + int(micros) // 1000
+    for shop_id in services.pending.waiting_shops(now_ms):
+        services.inbox.enqueue_drain(shop_id)
+    for shop_id in services.pending.expired_leases(now_ms + LEASE_MS):
+        services.inbox.enqueue_drain(shop_id, LEASE_MS / 1000 + 1)
 
 
 def forget(worker: Worker) -> None:

@@ -138,6 +138,7 @@ class SentinelGroup:
         for port in self.sentinel_ports:
             try:
                 found = self._sentinel(port).sentinel_get_master_addr_by_name(self.name)  # type: ignore[no-untyped-call]
+                assert isinstance(found, tuple | list), found
                 return int(found[1])
             except redis.exceptions.RedisError:
                 continue
