@@ -42,15 +42,16 @@ def main() -> None:
     # built once here, so every forked work horse inherits them instead of building its own
     services = process_services()
     while True:
-        worker = build_worker(services)
+        worker: Worker | None = None
         try:
+            worker = build_worker(services)  # RQ's worker reads Redis as it is built
             keep_ticking(services)
             work(worker)
         except redis.exceptions.RedisError as exc:
-            log.warning("worker.redis_lost", worker=worker.name, error=type(exc).__name__)
-        if stop_requested(worker) or not recover(worker, services):
+            log.warning("worker.redis_lost", worker=worker.name if worker else None, error=type(exc).__name__)
+        if (worker is not None and stop_requested(worker)) or not recover(worker, services):
             return
-        log.info("worker.restarting", previous=worker.name)
+        log.info("worker.restarting", previous=worker.name if worker else None)
 
 
 class SyncWorker(Worker):
@@ -90,21 +91,23 @@ def stop_requested(worker: Worker) -> bool:
     return bool(worker._stop_requested or worker._shutdown_requested_date)
 
 
-def recover(worker: Worker, services: Services) -> bool:
-    """After a worker ended on its own: let its work horse finish, and wait until Redis answers.
-    False when the process was asked to stop meanwhile (a second signal kills the horse)."""
+def recover(worker: Worker | None, services: Services) -> bool:
+    """After a worker ended on its own (or could not be built): let its work horse finish, and
+    wait until Redis answers. False when the process was asked to stop meanwhile (a second
+    signal kills the horse)."""
     stopping = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        if stopping.is_set() and worker.horse_pid:
+        if stopping.is_set() and worker is not None and worker.horse_pid:
             with suppress(OSError):
                 os.killpg(os.getpgid(worker.horse_pid), signal.SIGKILL)
         stopping.set()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    forget(worker)
-    if worker.horse_pid:
+    if worker is not None:
+        forget(worker)
+    if worker is not None and worker.horse_pid:
         with suppress(ChildProcessError):
             os.waitpid(worker.horse_pid, 0)
     delay = 0.1
@@ -118,11 +121,11 @@ def recover(worker: Worker, services: Services) -> bool:
     return False
 
 
-def resume(worker: Worker, services: Services) -> None:
+def resume(worker: Worker | None, services: Services) -> None:
     """Redis answers again: free the ended worker's scheduler locks (else delayed jobs wait a
     minute for them to lapse), and queue drains for shops whose changes wait, now and once the
     interrupted batch's lease has lapsed (a drain queued before the fault may be lost with it)."""
-    if worker.scheduler is not None:
+    if worker is not None and worker.scheduler is not None:
         worker.scheduler.release_locks()  # type: ignore[no-untyped-call]
     seconds, micros = services.redis.time()  # type: ignore[misc]
     now_ms = int(seconds) * 1000 + int(micros) // 1000
