@@ -128,10 +128,15 @@ class SentinelGroup:
 
     def _sentinels_see(self, replicas: int) -> bool:
         try:
-            return all(len(self._sentinel(p).sentinel_slaves(self.name)) == replicas  # type: ignore[no-untyped-call]
-                       for p in self.sentinel_ports)  # fmt: skip
+            return all(self._healthy_replicas(p) == replicas for p in self.sentinel_ports)
         except redis.exceptions.RedisError:
             return False
+
+    def _healthy_replicas(self, port: int) -> int:
+        """Replicas this sentinel sees up and in sync with the master (it also lists dead ones)."""
+        found = self._sentinel(port).sentinel_slaves(self.name)  # type: ignore[no-untyped-call]
+        return sum(1 for r in found if not r["is_sdown"] and not r["is_disconnected"]
+                   and r.get("master-link-status") == "ok")  # fmt: skip
 
     def master_port(self) -> int:
         """The master's port as the first answering sentinel says."""
@@ -149,11 +154,17 @@ class SentinelGroup:
         return next(node for node in self.nodes if node.port == port)
 
     def kill_master(self) -> RedisServer:
-        """SIGKILL the master and wait until the sentinels promoted a replica."""
+        """SIGKILL the master and wait until the sentinels promoted a replica; answers the dead one."""
         old = self.master()
         old.stop(signal.SIGKILL)
         poll(lambda: self.master_port() != old.port, 30, "no replica was promoted")
-        return self.master()
+        return old
+
+    def bring_back(self, node: RedisServer) -> None:
+        """Start a killed node again, as an operator would: the sentinels make it a replica of the
+        current master (its own data is replaced by the master's)."""
+        node.start()
+        poll(lambda: self._sentinels_see(len(self.nodes) - 1), 60, "the node did not rejoin as a replica")
 
     def stop(self) -> None:
         for sentinel in self.sentinels:

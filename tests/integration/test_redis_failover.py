@@ -51,9 +51,12 @@ def fail_over(replicated: Replicated, rounds: int) -> None:
     stream = DeliveryStream(shop).start()
     masters = [group.master_port()]
     try:
-        for _ in range(rounds):
+        for n in range(rounds):
             stream.wait_accepted(25)
-            masters.append(group.kill_master().port)
+            dead = group.kill_master()
+            masters.append(group.master_port())
+            if n + 1 < rounds:  # min-replicas-to-write 1: the next master needs a replica left
+                group.bring_back(dead)
         stream.wait_accepted(25)
     finally:
         stream.finish()
