@@ -38,12 +38,13 @@ class Settings:
     kiotviet_hourly_budget: int = 5000
     max_body_bytes: int = MAX_BODY_BYTES
     peer_read_timeout: int = MAX_PEER_READ_TIMEOUT
+    log_format_chosen: bool = True  # LOG_FORMAT was set; else a terminal of a local run gets console
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build the settings from `environ` (the process environment by default)."""
         env = os.environ if environ is None else environ
-        log_format = env.get("LOG_FORMAT", "json").strip().lower()
+        log_format = env.get("LOG_FORMAT", "").strip().lower() or "json"
         if log_format not in ("json", "console"):
             raise ConfigError(f"LOG_FORMAT must be 'json' or 'console', not {log_format!r}")
         reconcile_interval = _whole(env, "RECONCILE_INTERVAL", 900)
@@ -72,6 +73,7 @@ class Settings:
             state_dir=env.get("LOCAL_STATE_DIR", os.path.join(os.getcwd(), ".local")),
             kiotviet_hourly_budget=hourly_budget,
             peer_read_timeout=read_timeout,
+            log_format_chosen=bool(env.get("LOG_FORMAT", "").strip()),
         )
 
     @property

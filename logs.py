@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import MutableMapping
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 
@@ -19,6 +19,15 @@ def redact_secrets(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> Mut
         if any(part in key.lower() for part in SECRET_KEY_PARTS):
             event_dict[key] = "[redacted]"
     return event_dict
+
+
+def log_format_for(chosen: str, *, explicit: bool, local: bool, stream: TextIO | None = None) -> str:
+    """The format to log in: what LOG_FORMAT says; without it, console on the terminal of a
+    local run (no REDIS_URL), JSON when piped, captured or in production."""
+    if explicit or not local:
+        return chosen
+    stream = stream or sys.stderr
+    return "console" if stream.isatty() else chosen
 
 
 def configure_logging(log_format: str = "json", level: int = logging.INFO) -> None:

@@ -89,6 +89,18 @@ class RequestBudget:
         counted = self._redis.mget([f"{keys.budget_used(retailer)}:{minute - n}" for n in range(60)])
         return sum(int(c) for c in counted if c is not None)  # type: ignore[union-attr]
 
+    def used_last_hour_of(self, retailers: list[str]) -> dict[str, int]:
+        """`used_last_hour` of many shops in one round trip (and one for the clock)."""
+        seconds, _ = self._redis.time()  # type: ignore[misc]
+        minute = int(seconds) // 60
+        pipe = self._redis.pipeline(transaction=False)
+        for retailer in retailers:
+            pipe.mget([f"{keys.budget_used(retailer)}:{minute - n}" for n in range(60)])
+        return {
+            r: sum(int(c) for c in counted if c is not None)
+            for r, counted in zip(retailers, pipe.execute(), strict=True)
+        }
+
     @property
     def hourly(self) -> int:
         return self._policy.hourly

@@ -152,7 +152,17 @@ class ConnectionStore:
 
     def all(self) -> list[Connection]:
         shops = sorted(_text(s) for s in self._redis.smembers(INDEX))  # type: ignore[union-attr]
-        return [c for c in (self.get(shop) for shop in shops) if c is not None]
+        pipe = self._redis.pipeline(transaction=False)
+        for shop in shops:
+            pipe.hget(PREFIX + shop, "record")
+        return [Connection.from_json(json.loads(raw)) for raw in pipe.execute() if raw]
+
+    def warnings_of(self, shop_ids: list[str]) -> dict[str, list[str] | None]:
+        """`warnings` of many shops in one round trip."""
+        pipe = self._redis.pipeline(transaction=False)
+        for shop_id in shop_ids:
+            pipe.get(keys.shop_key(shop_id, keys.WARNINGS))
+        return {shop: json.loads(raw) if raw else None for shop, raw in zip(shop_ids, pipe.execute(), strict=True)}
 
     def delete(self, shop_id: str) -> None:
         pipe = self._redis.pipeline(transaction=True)

@@ -3,16 +3,18 @@ changes waiting (`workers/drain.py`), so a shop's changes are applied in batches
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from datetime import timedelta
 
 import redis
 import structlog
-from rq import Queue, Retry
+from rq import Queue, Retry, Worker
 from rq.serializers import JSONSerializer
+from rq.worker import BaseWorker
 
-from adapters import keys
 from adapters.pending import Accepted, PendingStore
+from adapters.state import SyncState
 from schemas.changes import Change, change_of
 from schemas.events import Event, Outcome
 
@@ -32,6 +34,11 @@ def event_queue(redis_client: redis.Redis, name: str = EVENTS_QUEUE) -> Queue:
     return Queue(name, connection=redis_client, serializer=JSONSerializer)
 
 
+def live_workers(redis_client: redis.Redis) -> list[BaseWorker]:
+    """RQ workers whose heartbeat is current (a dead worker's entry lapses after its TTL)."""
+    return Worker.all(connection=redis_client, serializer=JSONSerializer)
+
+
 def job_retry() -> Retry:
     """The schedule of retries for a job that met a transient failure."""
     return Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS)
@@ -43,6 +50,7 @@ class EventInbox:
     def __init__(self, redis_client: redis.Redis, pending: PendingStore) -> None:
         self._redis = redis_client
         self._pending = pending
+        self._state = SyncState(redis_client)
         self._queue = event_queue(redis_client)
 
     def accept(self, shop_id: str, events: Sequence[Event], branch_id: int | None = None) -> Accepted:
@@ -56,7 +64,11 @@ class EventInbox:
             else:
                 changes.append(change)
         if ignored:
-            self._redis.hincrby(keys.shop_key(shop_id, keys.STATS), Outcome.IGNORED.value, sum(ignored.values()))
+            # counted by the noun of their type (`invoice.update` → invoice): they have no entity kind
+            by_kind: Counter[str] = Counter()
+            for kind, n in ignored.items():
+                by_kind[kind.split(".", 1)[0]] += n
+            self._state.count_kinds(shop_id, {(kind, Outcome.IGNORED.value): n for kind, n in by_kind.items()})
             log.info("events.not_synced", shop_id=shop_id, types=ignored)
         return self.accept_changes(shop_id, changes)
 

@@ -23,6 +23,7 @@ def shop_key(shop_id: str, *parts: object) -> str:
 
 # Per shop, under shop_key(shop, ...):
 STATS = "stats"  # hash outcome → count
+KIND_STATS = "kindstats"  # hash "kind|outcome" → count (outcomes of changes, and "retried")
 PROBLEMS = "problems"  # list of problems an operator must see
 APPLIED = "applied"  # hash per kind: entity id → "order|fingerprint|read_at"
 STOCK_VALUES = "stockval"  # hash base product id → sellable stock last written
@@ -58,6 +59,7 @@ LEASES = f"{NAMESPACE}:leases"  # zset "shop\tbatch" → when the lease ends (ms
 
 UNKNOWN_SHOP_DELIVERIES = f"{NAMESPACE}:unknown-shop"  # hash reason → count, never bodies
 QUARANTINE_REASONS = f"{NAMESPACE}:quarantine:reasons"  # hash reason → count
+DELIVERIES = f"{NAMESPACE}:deliveries"  # hash "source|type|outcome" → count, types of a bounded set
 RECONCILE_TICKING = f"{NAMESPACE}:reconcile:ticking"
 
 

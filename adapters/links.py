@@ -15,6 +15,9 @@ import redis
 
 from adapters import clock, keys
 
+OWN_WRITES_KEPT = 4  # per customer and side: enough for the echoes a burst of edits leaves behind
+ECHO_CLOCK_SLACK_US = 2_000_000  # how far a peer's clock may run ahead of ours, and its rounding
+
 
 class LinkStore:
     """Per-shop links in Redis hashes under `keys.LINKS` (kept when a connection is deleted)."""
@@ -117,6 +120,33 @@ class LinkStore:
             else:
                 self._redis.hset(key, field, before)  # type: ignore[arg-type]
             raise
+
+    def wrote_content(self, shop_id: str, side: str, entity_id: int, fingerprint: str) -> None:
+        """We wrote this content to `side` (the call has returned): kept with the second, the last
+        few writes, so that an echo arriving after later changes is still known for one."""
+        key, field = self._key(shop_id, "content"), f"{side}:{entity_id}:ours"
+        raw = self._redis.hget(key, field)
+        ours = json.loads(raw) if raw else []  # type: ignore[arg-type]
+        second = int(clock.now().timestamp()) * 1_000_000
+        self._redis.hset(key, field, json.dumps([*ours, [fingerprint, second]][-OWN_WRITES_KEPT:]))
+
+    @contextmanager
+    def writing(self, shop_id: str, side: str, entity_id: int | None, fingerprint: str) -> Iterator[None]:
+        """Around a write of this content to `side`: kept as ours once the call returns, even
+        when it failed, since a failed call may have done the write (a 5xx after it, a timeout)."""
+        try:
+            yield
+        finally:
+            if entity_id is not None:
+                self.wrote_content(shop_id, side, entity_id, fingerprint)
+
+    def is_own_echo(self, shop_id: str, side: str, entity_id: int, fingerprint: str, version: int) -> bool:
+        """True when a change reported by `side` carries the content of one of our recent writes
+        there and is stamped no later than that write was made (give or take the peers' clocks):
+        that write's echo, however late it arrives and whatever came from `side` meanwhile."""
+        raw = self._redis.hget(self._key(shop_id, "content"), f"{side}:{entity_id}:ours")
+        ours: list[list[Any]] = json.loads(raw) if raw else []  # type: ignore[arg-type]
+        return any(fp == fingerprint and version <= int(second) + ECHO_CLOCK_SLACK_US for fp, second in ours)
 
     def has_content(self, shop_id: str, side: str, entity_id: int, fingerprint: str) -> bool:
         """True when a change reported by `side` carries what we already know is there: our

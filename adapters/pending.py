@@ -224,6 +224,16 @@ class PendingStore:
         first = self._redis.zrange(keys.shop_key(shop_id, keys.PENDING_ORDER), 0, 0, withscores=True)
         return int(first[0][1]) if first else None  # type: ignore[index]
 
+    def waiting(self, shop_ids: list[str]) -> dict[str, tuple[int, int | None]]:
+        """Per shop, `pending_count` and `oldest_pending_ms`, in one round trip."""
+        pipe = self._redis.pipeline(transaction=False)
+        for shop_id in shop_ids:
+            pipe.zcard(keys.shop_key(shop_id, keys.PENDING_ORDER))
+            pipe.zrange(keys.shop_key(shop_id, keys.PENDING_ORDER), 0, 0, withscores=True)
+        raw = pipe.execute()
+        return {shop: (int(raw[2 * i]), int(raw[2 * i + 1][0][1]) if raw[2 * i + 1] else None)
+                for i, shop in enumerate(shop_ids)}  # fmt: skip
+
     def waiting_shops(self, older_than_ms: int) -> list[str]:
         """Shops with changes pending since before `older_than_ms` (Redis ms)."""
         return [_text(s) for s in self._redis.zrangebyscore(keys.READY, "-inf", older_than_ms, start=0, num=1000)]  # type: ignore[union-attr]

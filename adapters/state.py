@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,12 +18,25 @@ from adapters.errors import TransientError
 from schemas.events import Outcome
 
 PROBLEMS_KEPT = 100
+RETRIED = "retried"  # not an outcome: a change scheduled to be tried again, counted per kind
+UNKNOWN_TYPE = "unknown"  # a delivery whose type could not be read
+# what became of a delivery, for metrics (each is also "received")
+DELIVERY_RECEIVED, DELIVERY_REJECTED, DELIVERY_DUPLICATE = "received", "rejected", "duplicate"
 # seconds from a change's arrival to its write to the other side (Prometheus histogram buckets)
 LAG_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800)
 # A two-way lock outlives any job that holds it (RQ stops a job after `inbox.JOB_SECONDS`), and
 # frees itself soon after a killed job (`tests/unit/test_timing.py` checks both)
 LOCK_SECONDS = 120
 LOCK_WAIT_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class ShopReadings:
+    """A shop's counters as metrics read them."""
+
+    counts: dict[str, int]  # outcome → count
+    kind_counts: dict[tuple[str, str], int]  # (kind, outcome) → count
+    lag: dict[str, float]  # "le:<bucket>", "count", "sum", "last_at_ms"
 
 
 class SyncState:
@@ -45,15 +59,49 @@ class SyncState:
             with contextlib.suppress(redis.exceptions.LockError):
                 lock.release()
 
-    def count(self, shop_id: str, outcome: Outcome | str, amount: int = 1) -> None:
-        self._redis.hincrby(keys.shop_key(shop_id, keys.STATS), str(outcome), amount)
+    def count(self, shop_id: str, outcome: Outcome | str, amount: int = 1, kind: str | None = None) -> None:
+        """Count an outcome for the shop (and for the kind of entity, when it has one)."""
+        self.count_kinds(shop_id, {(kind or "", str(outcome)): amount})
 
-    def count_many(self, shop_id: str, counts: dict[Outcome, int]) -> None:
+    def count_kinds(self, shop_id: str, counts: Mapping[tuple[str, str], int]) -> None:
+        """Count (kind, outcome) pairs: the shop's totals per outcome, and per kind for metrics."""
         pipe = self._redis.pipeline(transaction=False)
-        for outcome, amount in counts.items():
-            if amount:
-                pipe.hincrby(keys.shop_key(shop_id, keys.STATS), str(outcome), amount)
+        for (kind, outcome), amount in counts.items():
+            if not amount:
+                continue
+            if outcome != RETRIED:
+                pipe.hincrby(keys.shop_key(shop_id, keys.STATS), outcome, amount)
+            if kind:
+                pipe.hincrby(keys.shop_key(shop_id, keys.KIND_STATS), f"{kind}|{outcome}", amount)
         pipe.execute()
+
+    def kind_counts(self, shop_id: str) -> dict[tuple[str, str], int]:
+        """(kind, outcome) → count, as `count_kinds` and the ingest script counted them."""
+        raw: dict[bytes, bytes] = self._redis.hgetall(keys.shop_key(shop_id, keys.KIND_STATS))  # type: ignore[assignment]
+        found = {}
+        for key, value in raw.items():
+            kind, _, outcome = _text(key).partition("|")
+            found[(kind, outcome)] = int(value)
+        return found
+
+    def count_delivery(self, source: str, types: Iterable[str], outcome: str | None = None) -> None:
+        """A delivery received from `source`, under each of its types (from a bounded set), and
+        what became of it when that was not simply accepted (`DELIVERY_REJECTED`, `DELIVERY_DUPLICATE`)."""
+        pipe = self._redis.pipeline(transaction=False)
+        for kind in sorted(set(types)) or [UNKNOWN_TYPE]:
+            for counted in (DELIVERY_RECEIVED, outcome) if outcome else (DELIVERY_RECEIVED,):
+                pipe.hincrby(keys.DELIVERIES, f"{source}|{kind}|{counted}", 1)
+        pipe.execute()
+
+    def delivery_counts(self) -> dict[tuple[str, str, str], int]:
+        """(source, type, outcome) → deliveries."""
+        raw: dict[bytes, bytes] = self._redis.hgetall(keys.DELIVERIES)  # type: ignore[assignment]
+        found = {}
+        for key, value in raw.items():
+            parts = _text(key).split("|")
+            if len(parts) == 3:
+                found[(parts[0], parts[1], parts[2])] = int(value)
+        return found
 
     def record_writes(self, shop_id: str, lags: list[float], now_ms: int) -> None:
         """Changes written to the other side: how long each took from its arrival, and when."""
@@ -72,6 +120,21 @@ class SyncState:
     def lag(self, shop_id: str) -> dict[str, float]:
         raw = self._redis.hgetall(keys.shop_key(shop_id, keys.LAG))
         return {_text(k): float(v) for k, v in raw.items()}  # type: ignore[union-attr]
+
+    def readings(self, shop_ids: list[str]) -> dict[str, ShopReadings]:
+        """`counts`, `kind_counts` and `lag` of many shops, in one round trip."""
+        pipe = self._redis.pipeline(transaction=False)
+        for shop_id in shop_ids:
+            for part in (keys.STATS, keys.KIND_STATS, keys.LAG):
+                pipe.hgetall(keys.shop_key(shop_id, part))
+        raw = pipe.execute()
+        found = {}
+        for index, shop_id in enumerate(shop_ids):
+            stats, kinds, lag = (_texts(h) for h in raw[index * 3 : index * 3 + 3])
+            counts = {str(o): int(stats.get(str(o), 0)) for o in Outcome}
+            by_kind = {(k.partition("|")[0], k.partition("|")[2]): int(v) for k, v in kinds.items()}
+            found[shop_id] = ShopReadings(counts, by_kind, {k: float(v) for k, v in lag.items()})
+        return found
 
     def record_failure(self, shop_id: str, now_ms: int, what: str) -> None:
         """A change failed for good (kept for the operator): counted for "failures in the last hour"."""
@@ -116,6 +179,10 @@ class SyncState:
         leases = [m for m in members if _text(m).split("\t", 1)[0] == shop_id]
         if leases:
             self._redis.zrem(keys.LEASES, *leases)
+
+
+def _texts(raw: dict[bytes, bytes]) -> dict[str, str]:
+    return {_text(k): _text(v) for k, v in raw.items()}
 
 
 def _text(value: Any) -> str:

@@ -25,7 +25,9 @@ from wiring import Services
 from workers import hooks
 
 log = structlog.get_logger(__name__)
-SHOP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# \Z, not $: "$" also matches before a final newline, and "shop-7\n" is no shop id nor retailer
+SHOP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
+RETAILER = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}\Z")
 ABAHA_TOKEN_HEADER = "X-Abaha-Token"
 __all__ = ["ConnectionAdmin", "ConnectionInvalid", "load_request"]
 
@@ -34,7 +36,7 @@ class ConnectionRequestSchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    retailer = fields.Str(required=True, validate=validate.Regexp(r"^[a-z0-9][a-z0-9-]{0,62}$",
+    retailer = fields.Str(required=True, validate=validate.Regexp(RETAILER,
                           error="must be the shop name of <retailer>.kiotviet.vn, e.g. thoitrangmogi"))  # fmt: skip
     client_id = fields.Str(required=True, validate=validate.Length(min=1, max=200))
     client_secret = fields.Str(required=True, validate=validate.Length(min=1, max=500))

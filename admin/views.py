@@ -8,6 +8,7 @@ import structlog
 from flask import Blueprint, Response, jsonify, request
 
 from adapters.syncruns import SyncRuns
+from admin import openapi
 from admin.connections import ConnectionAdmin, ConnectionInvalid
 from admin.failed import failed_changes, requeue_failed
 from admin.quarantine import admit
@@ -62,9 +63,11 @@ def show_sync(shop_id: str) -> Response | tuple[Response, int]:
 
 
 @blueprint.get("/quarantine")
-def quarantine() -> Response:
+def quarantine() -> Response | tuple[Response, int]:
     """Rejected KiotViet deliveries of a shop (or of every shop) with their reasons, newest
     first, and how many deliveries to unknown shop ids were counted (never stored)."""
+    if refused := unknown_parameters("shop_id"):
+        return refused
     services = current_services()
     wanted = request.args.get("shop_id")
     shops = [wanted] if wanted else [c.shop_id for c in services.connections.all()]
@@ -94,9 +97,11 @@ def admit_one(shop_id: str, entry_id: str) -> Response | tuple[Response, int]:
 
 
 @blueprint.get("/failed")
-def list_failed() -> Response:
+def list_failed() -> Response | tuple[Response, int]:
     """Failed changes (of `?shop_id=`), newest first, each with its operator message (the trace
     stays in the dashboard)."""
+    if refused := unknown_parameters("shop_id"):
+        return refused
     found = failed_changes(current_services().redis, request.args.get("shop_id") or None)
     return jsonify(failed=[change.to_json() for change in found])
 
@@ -111,6 +116,22 @@ def requeue() -> Response | tuple[Response, int]:
     log.info("failed.requeued", count=len(requeued), shop_id=body.get("shop_id"), type=body.get("type"),
              job_id=body.get("job_id"))  # fmt: skip
     return jsonify(requeued=len(requeued), job_ids=requeued)
+
+
+def unknown_parameters(*known: str) -> tuple[Response, int] | None:
+    """A 400 naming query parameters the route does not take: a mistyped filter (`?shopid=`)
+    would otherwise list every shop's entries as if they were the one shop's."""
+    unknown = sorted(set(request.args) - set(known))
+    if not unknown:
+        return None
+    names = ", ".join(repr(name[:40]) for name in unknown[:5])
+    return jsonify(errors=[f"unknown query parameter {names}; this route takes {', '.join(known)}"]), 400
+
+
+@blueprint.get("/openapi.json")
+def openapi_document() -> Response:
+    """This API in OpenAPI 3.1 (admin/openapi.py)."""
+    return jsonify(openapi.document())
 
 
 dashboard_replays = Blueprint("dashboard_replays", __name__)

@@ -67,8 +67,9 @@ def bare_walk(stack: LocalStack, retailer: str, client_id: str, client_secret: s
     started, offset, total = time.perf_counter(), 0, 1
     with requests.Session() as session:
         while offset < total:
-            page = session.get(f"{stack.env['KIOTVIET_API_URL']}/products", headers=headers, timeout=30, params={
-                "pageSize": 100, "currentItem": offset, "includeInventory": "true"}).json()  # fmt: skip
+            params: dict[str, str | int] = {"pageSize": 100, "currentItem": offset, "includeInventory": "true"}
+            page = session.get(f"{stack.env['KIOTVIET_API_URL']}/products", headers=headers, timeout=30,
+                               params=params).json()  # fmt: skip
             total, offset = page["total"], offset + len(page["data"])
     return time.perf_counter() - started
 

@@ -6,7 +6,6 @@ service the same way.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
 import signal
@@ -17,10 +16,15 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-import redis
 import requests
 
-from adapters.embedded_redis import embedded_redis_running, ensure_embedded_redis, start_redis_server, wait_for_redis
+from adapters.embedded_redis import (
+    ensure_embedded_redis,
+    start_redis_server,
+    stop_embedded_redis,
+    take_embedded_redis,
+    wait_for_redis,
+)
 from sandbox.server import SandboxServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,9 +72,8 @@ class LocalStack:
         self.sandbox: SandboxServer | None = None
         self.env: dict[str, str] = {}
         self._redis_process: subprocess.Popen[bytes] | None = None
-        # an embedded Redis this stack started is shut down with it (its data stays on disk)
-        self._embedded_url: str | None = None
-        self._embedded_was_running = embedded_redis_running(str(state_dir))
+        # the embedded Redis is shut down with the stack that took it (its data stays on disk)
+        self._took_embedded = False
         self._web: subprocess.Popen[bytes] | None = None
         self.workers: list[subprocess.Popen[bytes]] = []
         self._logs: list[IO[bytes]] = []
@@ -124,9 +127,8 @@ class LocalStack:
         if self._redis_process is not None:
             self._redis_process.terminate()
             self._redis_process.wait(timeout=10)
-        if self._embedded_url is not None:
-            with contextlib.suppress(redis.exceptions.RedisError):
-                redis.Redis.from_url(self._embedded_url).shutdown()
+        if self._took_embedded:
+            stop_embedded_redis(str(self.state_dir))
         for handle in self._logs:
             handle.close()
 
@@ -139,7 +141,8 @@ class LocalStack:
             return {}
         if not self.private_redis:
             url = ensure_embedded_redis(str(self.state_dir))
-            self._embedded_url = url if not self._embedded_was_running else None
+            # whoever started it (a command run before, a worker), this stack stops it when it stops
+            self._took_embedded = take_embedded_redis(str(self.state_dir))
             return {"REDIS_URL": url}
         port = free_port()
         self._redis_process = start_redis_server(self.state_dir / "redis", port=port)

@@ -12,6 +12,7 @@ from schemas.events import Event, event_id, plain_json
 ORDER_TYPES = ("order.created", "order.updated", "order.status_changed")
 CUSTOMER_TYPES = ("customer.created", "customer.updated")
 EVENT_TYPES = ORDER_TYPES + CUSTOMER_TYPES
+ID_RANGE = validate.Range(min=1, max=2**63 - 1)
 
 
 class AbahaEventInvalid(ValueError):
@@ -25,6 +26,13 @@ class _Schema(Schema):
 
 def _text() -> fields.Str:
     return fields.Str(load_default=None, allow_none=True)
+
+
+def _id(required: bool = True) -> fields.Int:
+    """An id: a positive 64-bit integer (an id of -5 or of 400 digits would only fail later)."""
+    if required:
+        return fields.Int(required=True, strict=False, validate=ID_RANGE)
+    return fields.Int(load_default=None, allow_none=True, strict=False, validate=ID_RANGE)
 
 
 def _money(required: bool = False) -> fields.Int:
@@ -126,7 +134,7 @@ class AddressSchema(_Schema):
 
 class ItemSchema(_Schema):
     sku = fields.Str(required=True, validate=validate.Length(min=1))
-    kv_product_id = fields.Int(load_default=None, allow_none=True, strict=False)
+    kv_product_id = _id(required=False)
     name = _text()
     quantity = fields.Int(required=True, strict=False, validate=validate.Range(min=1))
     unit_price = _money(required=True)
@@ -147,7 +155,7 @@ class FeeSchema(_Schema):
 
 
 class OrderSchema(_Schema):
-    id = fields.Int(required=True, strict=False)
+    id = _id()
     code = fields.Str(required=True)
     status = _text()
     created_at = fields.AwareDateTime(load_default=None, allow_none=True, format="iso")
@@ -171,7 +179,7 @@ class OrderSchema(_Schema):
 
 
 class StatusChangeSchema(_Schema):
-    id = fields.Int(required=True, strict=False)
+    id = _id()
     status = _text()
     updated_at = fields.AwareDateTime(load_default=None, allow_none=True, format="iso")
 
@@ -182,7 +190,7 @@ class StatusChangeSchema(_Schema):
 
 
 class CustomerSchema(_Schema):
-    id = fields.Int(required=True, strict=False)
+    id = _id()
     name = _text()
     phone = _text()
     email = _text()
@@ -193,7 +201,7 @@ class CustomerSchema(_Schema):
     district = _text()
     province = _text()
     updated_at = fields.AwareDateTime(load_default=None, allow_none=True, format="iso")
-    kv_id = fields.Int(load_default=None, allow_none=True, strict=False)
+    kv_id = _id(required=False)
 
     @post_load
     def make(self, v: dict[str, Any], **_: Any) -> AbahaCustomer:

@@ -37,6 +37,10 @@ class Change:
     order: int = 0  # the content's version in micros (unused for signals)
     fingerprint: str = ""
 
+    @property
+    def kind(self) -> str:
+        return self.entity.split(":", 1)[0]
+
 
 # Kinds of entity, in the order a batch applies them (a product's category before the product,
 # a price list before its prices).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from marshmallow import Schema, ValidationError
@@ -118,7 +118,7 @@ def _read_item(kind: str, item: Any) -> tuple[str, dict[str, Any], str | None]:
     if kind in _UPDATES:
         schema, key = _UPDATES[kind]
         entity = schema.load(item)
-        return key(entity), plain_json(asdict(entity)), getattr(entity, "modified_date", None)
+        return key(entity), plain_json(entity), getattr(entity, "modified_date", None)
     if kind == "pricebookdetail.delete":
         return _read_price_removal(item)
     removed = int(item["id"] if isinstance(item, dict) else item)

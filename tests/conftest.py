@@ -18,9 +18,16 @@ from config import Settings
 from tests.fakes import FakeAbaha, FakeKiotViet
 from wiring import Services, services_on
 from workers.context import ShopContext
+from workers.job_context import JobContext
 from workers.policy import failure_policy
 
 ADMIN_TOKEN = "test-admin-token"
+
+
+class InProcessWorker(JobContext, SimpleWorker):
+    """RQ's worker without a fork, with the service's per-job log context."""
+
+
 SHOP = "shop-42"
 BRANCH = 11
 
@@ -97,8 +104,8 @@ def work_off(monkeypatch: pytest.MonkeyPatch, services: Services, ctx: ShopConte
 
     def run() -> int:
         queues = [event_queue(services.redis, name) for name in QUEUES]
-        worker = SimpleWorker(queues, connection=services.redis, serializer=JSONSerializer,
-                              exception_handlers=[failure_policy])  # fmt: skip
+        worker = InProcessWorker(queues, connection=services.redis, serializer=JSONSerializer,
+                                 exception_handlers=[failure_policy])  # fmt: skip
         ran = 0
         while any(q.count for q in queues):
             worker.work(burst=True, max_jobs=1000)

@@ -6,17 +6,19 @@ malformed, 413 too large, 503 when the event cannot be stored.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
-import json
 from datetime import UTC, datetime
 
 import redis
 import structlog
 from flask import Blueprint, Response, jsonify, request
 
+from adapters.state import DELIVERY_DUPLICATE, DELIVERY_REJECTED
 from schemas.abaha import AbahaEventInvalid, normalize_event
 from schemas.events import Outcome, iso_utc
+from webhooks import body
 from webhooks.body import read_limited_body
 from wiring import Services, current_services
 
@@ -24,6 +26,8 @@ log = structlog.get_logger(__name__)
 blueprint = Blueprint("abaha_webhooks", __name__)
 TOKEN_HEADER = "X-Abaha-Token"
 SIGNATURE_HEADER = "X-Abaha-Signature"
+SOURCE = "abaha"
+OTHER_TYPE = "other"  # an event type the service does not handle (a stranger could make up any)
 
 
 class Refused(Exception):
@@ -40,6 +44,8 @@ def receive(shop_id: str) -> tuple[Response, int]:
         return ingest(services, shop_id)
     except Refused as exc:
         log.warning("abaha.event_refused", shop_id=shop_id, status=exc.status, reason=str(exc)[:200])
+        with contextlib.suppress(redis.exceptions.RedisError):  # the answer matters more than the count
+            services.state.count_delivery(SOURCE, [], DELIVERY_REJECTED)
         return jsonify(errors=[str(exc)]), exc.status
     except redis.exceptions.RedisError as exc:  # one line per refused delivery, no traceback
         log.warning("abaha.event_not_persisted", shop_id=shop_id, error=type(exc).__name__)
@@ -57,11 +63,13 @@ def ingest(services: Services, shop_id: str) -> tuple[Response, int]:
         raise Refused(400, str(exc)) from exc
     if event is None:
         log.info("abaha.event_ignored", shop_id=shop_id)
-        services.state.count(shop_id, Outcome.IGNORED)
+        services.state.count(shop_id, Outcome.IGNORED, kind=OTHER_TYPE)
+        services.state.count_delivery(SOURCE, [OTHER_TYPE])
         return jsonify(status="ignored"), 202
     accepted = services.inbox.accept(shop_id, [event])
+    services.state.count_delivery(SOURCE, [event.type], DELIVERY_DUPLICATE if accepted.duplicate else None)
     log.info("abaha.event_accepted", shop_id=shop_id, event_type=event.type, entity_id=event.entity_id,
-             new=accepted.new, duplicate=accepted.duplicate)  # fmt: skip
+             event_id=event.id, new=accepted.new, duplicate=accepted.duplicate)  # fmt: skip
     return jsonify(status="accepted", new=accepted.new), 202
 
 
@@ -90,6 +98,6 @@ def authenticate(services: Services, shop_id: str, raw: bytes) -> None:
 
 def parse_json(raw: bytes) -> object:
     try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise Refused(400, "body is not JSON") from exc
+        return body.parse_json(raw)
+    except body.UnreadableBody as exc:
+        raise Refused(400, f"body is {exc}" if str(exc) == "not JSON" else f"body {exc}") from exc

@@ -3,17 +3,14 @@ delivery as it arrives; operators re-check quarantined ones once they fixed the 
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import UTC, datetime
-from typing import Any
 
 from schemas.events import iso_utc
 from schemas.kiotviet_webhook import WEBHOOK_TYPES, DeliveryRejected, Normalized, normalize_delivery
+from webhooks import body
 from webhooks.signature import delivery_types, matching_variant
 from wiring import Services
-
-MAX_DEPTH = 32  # real deliveries nest about five deep
 
 
 class Rejected(Exception):
@@ -55,21 +52,6 @@ def verify(services: Services, shop_id: str, raw: bytes, signature: str) -> str:
 def parse_json(raw: bytes) -> object:
     """The body, refused when it is not JSON or nests deeper than any real delivery."""
     try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise Rejected("unreadable body: not JSON", signed=True) from exc
-    if depth(body) > MAX_DEPTH:
-        raise Rejected(f"unreadable body: nested deeper than {MAX_DEPTH} levels", signed=True)
-    return body
-
-
-def depth(value: Any) -> int:
-    """How deep lists and objects nest, without recursing."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, level = stack.pop()
-        if isinstance(item, dict | list):
-            deepest = max(deepest, level)
-            if level <= MAX_DEPTH:
-                stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
-    return deepest
+        return body.parse_json(raw)
+    except body.UnreadableBody as exc:
+        raise Rejected(f"unreadable body: {exc}", signed=True) from exc

@@ -7,12 +7,19 @@ unknown shop from a bad signature), and kept in the shop's quarantine with its r
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import redis
 import structlog
 from flask import Blueprint, Response, jsonify, request
 
+from adapters.pending import Accepted
+from adapters.state import DELIVERY_DUPLICATE, DELIVERY_REJECTED
+from schemas.events import Event
+from schemas.kiotviet_webhook import WEBHOOK_TYPES
 from webhooks.body import read_limited_body
 from webhooks.deliveries import Rejected, check_delivery
+from webhooks.signature import delivery_types
 from wiring import Services, current_services
 
 log = structlog.get_logger(__name__)
@@ -20,6 +27,8 @@ blueprint = Blueprint("kiotviet_webhooks", __name__)
 SIGNATURE_HEADER = "X-Hub-Signature"
 ANY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 REJECTED = {"status": "received"}
+SOURCE = "kiotviet"
+LOGGED_EVENT_IDS = 50  # a delivery's first event ids in its log line, to follow each to its write
 
 
 @blueprint.route("/webhooks/kiotviet/<shop_id>", methods=ANY_METHOD)
@@ -41,6 +50,7 @@ def ingest(services: Services, shop_id: str) -> Response:
     shop = services.shops.lookup(shop_id)
     if shop is None:
         services.quarantine.count_unknown_shop("unknown shop")
+        services.state.count_delivery(SOURCE, delivery_types(raw or b""), DELIVERY_REJECTED)
         log.info("kiotviet.delivery_for_unknown_shop")  # the id is a stranger's to choose: not logged
         return jsonify(REJECTED)
     try:
@@ -49,14 +59,24 @@ def ingest(services: Services, shop_id: str) -> Response:
         normalized, variant = check_delivery(services, shop_id, raw, request.headers.get(SIGNATURE_HEADER, ""))
     except Rejected as exc:
         keep(services, shop_id, str(exc), raw or b"", signed=exc.signed)
+        services.state.count_delivery(SOURCE, delivery_types(raw or b""), DELIVERY_REJECTED)
         return jsonify(REJECTED)
     accepted = services.inbox.accept(shop_id, normalized.events, branch_id=shop.connection.branch_id)
+    count_accepted(services, normalized.events, accepted)
     if normalized.problems:
         keep(services, shop_id, "partly unreadable: " + "; ".join(normalized.problems), raw, signed=True)
     log.info("kiotviet.delivery_accepted", shop_id=shop_id, delivery_id=normalized.delivery_id, verified_as=variant,
              events=len(normalized.events), new=accepted.new, coalesced=accepted.coalesced,
-             stale=accepted.stale, duplicate=accepted.duplicate)  # fmt: skip
+             stale=accepted.stale, duplicate=accepted.duplicate,
+             event_ids=[e.id for e in normalized.events[:LOGGED_EVENT_IDS]])  # fmt: skip
     return jsonify(status="accepted", events=len(normalized.events), new=accepted.new)
+
+
+def count_accepted(services: Services, events: Sequence[Event], accepted: Accepted) -> None:
+    """Count the delivery by its types: a duplicate when every event in it was accepted before."""
+    repeated = bool(events) and accepted.duplicate == len(events)
+    services.state.count_delivery(SOURCE, {e.type for e in events} & set(WEBHOOK_TYPES),
+                                  DELIVERY_DUPLICATE if repeated else None)  # fmt: skip
 
 
 def keep(services: Services, shop_id: str, reason: str, raw: bytes, *, signed: bool) -> None:

@@ -22,12 +22,13 @@ from rq.worker import DequeueStrategy
 
 from adapters.inbox import QUEUES, event_queue
 from config import Settings
-from logs import configure_logging
+from logs import configure_logging, log_format_for
 from wiring import Services
 from workers.context import process_services
 from workers.drain import LEASE_MS
+from workers.job_context import SyncWorker
 from workers.policy import failure_policy
-from workers.reconcile import keep_ticking
+from workers.reconcile import keep_ticking, wake_stalled_drains
 
 log = structlog.get_logger(__name__)
 JOB_MONITORING_SECONDS = 10
@@ -36,9 +37,26 @@ WORKER_TTL_SECONDS = 45  # an idle worker wakes every 30 s, so maintenance is no
 REDIS_WAIT_CAP_SECONDS = 2.0  # how long at most between two looks at a Redis that is away
 
 
+class ServiceWorker(SyncWorker):
+    """The service's RQ worker (job context in its logs), whose maintenance pass also restarts the
+    planner if a fault ended it, and wakes the drains of shops whose batch's worker died. The
+    planner does this too, but it runs on RQ's scheduler: when the dead worker held the
+    scheduler's lock, no tick runs until that lock lapses (61 s) and another worker's maintenance
+    takes it (up to 30 s more). So a killed worker's batch is applied again within the lease and
+    one maintenance interval of a live worker, whichever worker held the scheduler."""
+
+    def run_maintenance_tasks(self) -> None:
+        super().run_maintenance_tasks()  # type: ignore[no-untyped-call]
+        keep_ticking(process_services())
+        try:
+            wake_stalled_drains(process_services())
+        except Exception:  # the planner's next tick tries again
+            log.warning("worker.wake_failed", exc_info=True)
+
+
 def main() -> None:
     settings = Settings.from_env()
-    configure_logging(settings.log_format)
+    configure_logging(log_format_for(settings.log_format, explicit=settings.log_format_chosen, local=settings.is_local))
     # built once here, so every forked work horse inherits them instead of building its own
     services = process_services()
     while True:
@@ -54,17 +72,9 @@ def main() -> None:
         log.info("worker.restarting", previous=worker.name if worker else None)
 
 
-class SyncWorker(Worker):
-    """RQ's worker, whose maintenance also restarts the planner if a fault ended it."""
-
-    def run_maintenance_tasks(self) -> None:
-        super().run_maintenance_tasks()  # type: ignore[no-untyped-call]
-        keep_ticking(process_services())
-
-
 def build_worker(services: Services) -> Worker:
     queues = [event_queue(services.redis, name) for name in QUEUES]
-    return SyncWorker(
+    return ServiceWorker(
         queues,
         connection=services.redis,
         serializer=JSONSerializer,

@@ -22,7 +22,8 @@ from adapters import clock
 from adapters.errors import KiotVietRejected, PermanentError, TransientError
 from schemas.abaha import AbahaCustomer, AbahaOrder
 from schemas.customers import gender_word, local_phone, shared_fingerprint
-from schemas.events import Event, Outcome
+from schemas.events import Event, Outcome, to_micros
+from schemas.kiotviet import parse_kiotviet_datetime
 from schemas.kiotviet_sales import KvCustomer, KvCustomerGroup
 from workers.context import ShopContext
 from workers.guard import guarded
@@ -41,35 +42,87 @@ def abaha_fingerprint(c: AbahaCustomer) -> str:
     return shared_fingerprint(c.name, c.phone, c.email, c.address, c.gender, c.birth_date)
 
 
-def is_echo(ctx: ShopContext, side: str, customer_id: int, content: str) -> bool:
-    """The change only carries what we know is on `side` already: nothing to write."""
-    if not ctx.links.has_content(ctx.connection.shop_id, side, customer_id, content):
-        return False
-    log.info("customer.echo_dropped", side=side, customer_id=customer_id)
-    return True
+def is_echo(ctx: ShopContext, side: str, customer_id: int, content: str, version: int) -> bool:
+    """The change only carries what we know is on `side` already, or is the late echo of one of
+    our writes there (stamped before it was made): nothing to write."""
+    shop = ctx.connection.shop_id
+    if ctx.links.has_content(shop, side, customer_id, content):
+        log.info("customer.echo_dropped", side=side, customer_id=customer_id)
+        return True
+    if ctx.links.is_own_echo(shop, side, customer_id, content, version):
+        log.info("customer.late_echo_dropped", side=side, customer_id=customer_id)
+        return True
+    return False
 
 
 def apply_kiotviet_customer(event: Event, ctx: ShopContext) -> Outcome:
     """A KiotViet customer created or edited → the linked, matched or a new Abaha customer."""
     customer = KvCustomer.from_json(event.data)
     content = kiotviet_fingerprint(customer)
-    if is_echo(ctx, KIOTVIET, customer.id, content):
+    if is_echo(ctx, KIOTVIET, customer.id, content, event.version_second):
         return Outcome.ECHO
 
     def write() -> None:
-        write_customer_to_abaha(customer, group_ids(customer, ctx), ctx)
+        write_customer_to_abaha(customer, group_ids(customer, ctx), ctx, event.version_second)
 
-    return guarded(ctx, "customer", str(customer.id), event.version_second, content, write)
+    try:
+        return guarded(ctx, "customer", str(customer.id), event.version_second, content, write)
+    except NewerOnTheOtherSide as newer:
+        log.info("change.stale", kind="customer", entity_id=str(customer.id), why=str(newer))
+        return Outcome.STALE
 
 
-def write_customer_to_abaha(customer: KvCustomer, groups: list[int], ctx: ShopContext) -> None:
+class NewerOnTheOtherSide(Exception):
+    """The other side holds an edit of the customer newer than this change (its event is on its
+    way, and will win there)."""
+
+    def __init__(self, side: str, customer_id: int) -> None:
+        super().__init__(f"{side} customer {customer_id} was edited after this change")
+        self.side, self.customer_id = side, customer_id
+
+
+def check_not_newer_on_abaha(customer: KvCustomer, abaha_id: int, version: int, ctx: ShopContext) -> None:
+    """A KiotViet change applied late must not overwrite an edit made on Abaha after it."""
+    phone = local_phone(customer.contact_number)
+    if not phone:
+        return
+    held = next((c for c in ctx.abaha.customers_by_phone(phone) if c.id == abaha_id), None)
+    if held is not None and held.updated_at:
+        check_not_newer(ctx, ABAHA, abaha_id, abaha_fingerprint(held), to_micros(held.updated_at), version)
+
+
+def check_not_newer_in_kiotviet(kv_id: int, version: int, ctx: ShopContext) -> None:
+    """An Abaha change applied late must not overwrite an edit made in KiotViet after it."""
+    held = ctx.kiotviet.customer(kv_id)
+    if held is not None and held.modified_date:
+        stamped = int(parse_kiotviet_datetime(held.modified_date).timestamp() * 1_000_000)
+        check_not_newer(ctx, KIOTVIET, kv_id, kiotviet_fingerprint(held), stamped, version)
+
+
+def check_not_newer(ctx: ShopContext, side: str, customer_id: int, content: str, stamped: int, version: int) -> None:
+    """When `side` holds content we neither know nor wrote, stamped in a later second than the
+    change's version, the change is older than what someone did there: stale."""
+    if stamped // 1_000_000 * 1_000_000 <= version:
+        return
+    shop = ctx.connection.shop_id
+    if ctx.links.has_content(shop, side, customer_id, content) or ctx.links.is_own_echo(
+        shop, side, customer_id, content, stamped
+    ):
+        return  # what it holds came from us, or is what we know is there
+    raise NewerOnTheOtherSide(side, customer_id)
+
+
+def write_customer_to_abaha(customer: KvCustomer, groups: list[int], ctx: ShopContext, version: int) -> None:
     """Create or update the Abaha customer of this KiotViet one, expecting its echo: the one
     linked, else the one Abaha has with this phone (so the first sync of a shop whose website
     already had its customers duplicates none), else a new one."""
     shop = ctx.connection.shop_id
     content = kiotviet_fingerprint(customer)
     with ctx.state.entity_lock(shop, "phone", local_phone(customer.contact_number) or f"kv:{customer.id}"):
-        abaha_id = ctx.links.abaha_customer_for(shop, customer.id) or abaha_match(customer, ctx)
+        linked_id = ctx.links.abaha_customer_for(shop, customer.id)
+        if linked_id is not None:
+            check_not_newer_on_abaha(customer, linked_id, version, ctx)
+        abaha_id = linked_id or abaha_match(customer, ctx)
         body = present({
             "abaha_id": abaha_id, "code": customer.code, "name": customer.name, "phone": customer.contact_number,
             "email": customer.email, "gender": gender_word(customer.gender),
@@ -81,8 +134,11 @@ def write_customer_to_abaha(customer: KvCustomer, groups: list[int], ctx: ShopCo
             expecting.enter_context(ctx.links.expecting_content(shop, KIOTVIET, customer.id, content))
             if abaha_id is not None:
                 expecting.enter_context(ctx.links.expecting_content(shop, ABAHA, abaha_id, content))
-            linked = ctx.abaha.put_customer(customer.id, body)
+            with ctx.links.writing(shop, ABAHA, abaha_id, content):
+                linked = ctx.abaha.put_customer(customer.id, body)
         ctx.links.remember_content(shop, ABAHA, linked, content)
+        if abaha_id is None:
+            ctx.links.wrote_content(shop, ABAHA, linked, content)
         ctx.links.link_customer(shop, customer.id, linked)
 
 
@@ -106,11 +162,11 @@ def apply_abaha_customer(event: Event, ctx: ShopContext) -> Outcome:
     """An Abaha customer created or edited → KiotViet (matched by phone first), then linked."""
     customer = AbahaCustomer(**event.data)
     shop, content = ctx.connection.shop_id, abaha_fingerprint(customer)
-    if is_echo(ctx, ABAHA, customer.id, content):
+    if is_echo(ctx, ABAHA, customer.id, content, event.version_second):
         return Outcome.ECHO
     with ctx.state.entity_lock(shop, "abaha_customer", str(customer.id)):
         kv_id = customer.kv_id or ctx.links.kv_customer_for(shop, customer.id)
-        created = False
+        linked, created = kv_id is not None, False
         if kv_id is None:
             # the same lock as an order's customer: a new phone becomes one KiotViet customer
             with ctx.state.entity_lock(shop, "phone", local_phone(customer.phone) or f"abaha:{customer.id}"):
@@ -121,12 +177,19 @@ def apply_abaha_customer(event: Event, ctx: ShopContext) -> Outcome:
 
         def write() -> None:
             with ctx.links.expecting_content(shop, ABAHA, customer.id, content):
+                if linked:  # a customer just matched by phone takes the Abaha side's content
+                    check_not_newer_in_kiotviet(kv, event.version_second, ctx)
                 if not created:
-                    with ctx.links.expecting_content(shop, KIOTVIET, kv, content):
+                    with ctx.links.expecting_content(shop, KIOTVIET, kv, content), \
+                            ctx.links.writing(shop, KIOTVIET, kv, content):  # fmt: skip
                         ctx.kiotviet.update_customer(kv, kiotviet_customer_body(customer, ctx))
                 link_on_abaha(customer, kv, ctx)
 
-        return guarded(ctx, "customer", str(kv), event.version_second, content, write)
+        try:
+            return guarded(ctx, "customer", str(kv), event.version_second, content, write)
+        except NewerOnTheOtherSide as newer:
+            log.info("change.stale", kind="customer", entity_id=str(kv), why=str(newer))
+            return Outcome.STALE
 
 
 def create_kiotviet_customer(customer: AbahaCustomer, content: str, ctx: ShopContext) -> int:
@@ -163,6 +226,7 @@ def linked_new_customer(customer: AbahaCustomer, kv_id: int, content: str, ctx: 
     """Link at once: a retry then updates the customer instead of making another."""
     shop = ctx.connection.shop_id
     ctx.links.remember_content(shop, KIOTVIET, kv_id, content)
+    ctx.links.wrote_content(shop, KIOTVIET, kv_id, content)
     ctx.links.link_customer(shop, kv_id, customer.id)
     ctx.links.clear_customer_intent(shop, customer.id)
     return kv_id
@@ -192,7 +256,8 @@ def link_on_abaha(customer: AbahaCustomer, kv_id: int, ctx: ShopContext) -> None
     body = present({"abaha_id": customer.id, "name": customer.name, "phone": customer.phone, "email": customer.email,
                     "gender": customer.gender, "birth_date": customer.birth_date, "address": customer.address,
                     "source_modified_at": customer.updated_at})  # fmt: skip
-    ctx.abaha.put_customer(kv_id, body)
+    with ctx.links.writing(ctx.connection.shop_id, ABAHA, customer.id, abaha_fingerprint(customer)):
+        ctx.abaha.put_customer(kv_id, body)
     ctx.links.link_customer(ctx.connection.shop_id, kv_id, customer.id)
 
 
@@ -247,6 +312,7 @@ def kiotviet_customer_for_order(order: AbahaOrder, ctx: ShopContext) -> int | No
         kv_id = ctx.kiotviet.create_customer(body).id
     content = shared_fingerprint(buyer.name, buyer.phone, None, buyer.address, None, None)
     ctx.links.remember_content(shop, KIOTVIET, kv_id, content)
+    ctx.links.wrote_content(shop, KIOTVIET, kv_id, content)
     return kv_id
 
 

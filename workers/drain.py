@@ -31,6 +31,7 @@ from adapters.budget import WEBHOOK
 from adapters.errors import TransientError
 from adapters.inbox import APPLY_CHANGE, FAILED_TTL, JOB_SECONDS, RETRY_INTERVALS, event_queue, job_retry
 from adapters.pending import Action, Meta, Pending, Release
+from adapters.state import RETRIED
 from schemas.changes import Change, Mode, change_of
 from schemas.events import Event, EventSchema, Outcome, event_id
 from wiring import Services
@@ -53,13 +54,16 @@ def drain_shop(shop_id: str) -> dict[str, Any]:
     batch = services.pending.take(shop_id, BATCH_LIMIT, LEASE_MS)
     if not batch.entries:
         return {"entities": 0}
-    structlog.contextvars.bind_contextvars(shop_id=shop_id, batch_id=batch.batch_id)
+    bound = structlog.contextvars.bind_contextvars(shop_id=shop_id, batch_id=batch.batch_id)
     try:
         with renewing(services, shop_id, batch.batch_id):
             done, follow_ups = run(batch.entries, batch.taken_at, services, shop_id, pending_left=batch.pending_left)
         left = services.pending.finish(shop_id, batch.batch_id, releases(batch.entries, done, services))
-        services.inbox.accept_changes(shop_id, follow_ups)
-        counted = count(services, shop_id, done, batch.entries)
+        if done.deferred:  # what the batch found to do waits with the rest, for the backoff's drain
+            services.pending.accept(shop_id, follow_ups)
+        else:
+            services.inbox.accept_changes(shop_id, follow_ups)
+        counted = count(services, shop_id, done, batch.entries, trail=True)
         if done.deferred:
             wait = backoff(services, shop_id, done.retry_after)
             log.warning("drain.deferred", entities=len(done.deferred), seconds=wait)
@@ -72,21 +76,22 @@ def drain_shop(shop_id: str) -> dict[str, Any]:
         log.info("drain.done", entities=len(batch.entries), kinds=kinds, pending_left=left, **counted)
         return {"entities": len(batch.entries), **counted}
     finally:
-        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.reset_contextvars(**bound)
 
 
 def apply_change(event_json: dict[str, Any], read: bool = False) -> dict[str, Any]:
     """Apply one change alone; fail as its applier says (RQ's failure handling takes over)."""
     job = get_current_job()
     event: Event = EventSchema().load(event_json)
-    structlog.contextvars.bind_contextvars(event_id=event.id, job_id=job.id if job else None, shop_id=event.shop_id)
+    bound = structlog.contextvars.bind_contextvars(event_id=event.id, job_id=job.id if job else None,
+                                                   shop_id=event.shop_id)  # fmt: skip
     try:
         services = process_services()
         outcome = apply_alone(event, read, services)
         log.info("change.done", outcome=outcome, entity_id=event.entity_id, event_type=event.type)
         return {"outcome": str(outcome)}
     finally:
-        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.reset_contextvars(**bound)
 
 
 def apply_alone(event: Event, read: bool, services: Services) -> Outcome:
@@ -113,7 +118,7 @@ def apply_alone(event: Event, read: bool, services: Services) -> Outcome:
     assert result is not None
     if result.error is not None and result.outcome in (Outcome.FAILED, Outcome.RETRYING):
         raise result.error
-    services.state.count(event.shop_id, result.outcome)
+    services.state.count(event.shop_id, result.outcome, kind=change.kind)
     if result.outcome is Outcome.APPLIED:
         now_ms = redis_ms(services)
         services.state.record_writes(event.shop_id, [max(0.0, (now_ms - entry.meta.first_at) / 1000)], now_ms)
@@ -217,7 +222,8 @@ def keep_failed(entry: Pending, error: BaseException | None, services: Services)
         registry.add(job, ttl=FAILED_TTL, exc_string=exc_string, pipeline=pipe)
         JobResult.create_failure(job, FAILED_TTL, exc_string, worker_name="drain", pipeline=pipe)
         pipe.execute()
-    log.error("change.failed", entity=entry.entity, reason=message[:500], error=type(error).__name__)
+    log.error("change.failed", entity=entry.entity, event_id=entry.event.id, failed_job_id=job.id,
+              reason=message[:500], error=type(error).__name__)  # fmt: skip
 
 
 def retry_alone(entry: Pending, error: BaseException | None, services: Services) -> None:
@@ -227,17 +233,29 @@ def retry_alone(entry: Pending, error: BaseException | None, services: Services)
     queue = event_queue(services.redis)
     job.retries_left = len(RETRY_INTERVALS) - 1  # this first wait is one of them
     queue.schedule_job(job, datetime.now(UTC) + timedelta(seconds=wait))
-    log.warning("change.retry_later", entity=entry.entity, seconds=wait, reason=str(error)[:300])
+    log.warning("change.retry_later", entity=entry.entity, event_id=entry.event.id, retry_job_id=job.id,
+                seconds=wait, reason=str(error)[:300])  # fmt: skip
 
 
-def count(services: Services, shop_id: str, done: BatchOutcome, entries: Sequence[Pending] = ()) -> dict[str, int]:
-    """Count what became of each entity; how long each written one took from its arrival."""
+def count(services: Services, shop_id: str, done: BatchOutcome, entries: Sequence[Pending] = (), *,
+          trail: bool = False) -> dict[str, int]:  # fmt: skip
+    """Count what became of each entity; how long each written one took from its arrival; with
+    `trail`, a line per write (the end of the trail a delivery's `event_ids` begin: not for the
+    pages of a full sync, which no delivery brought)."""
     counted = Counter(result.outcome for result in done.results.values())
-    services.state.count_many(shop_id, dict(counted))
+    by_kind = Counter((entity.split(":", 1)[0], str(result.outcome)) for entity, result in done.results.items())
+    # tried again: alone on RQ's schedule, or with the shop's next drain after backing off
+    by_kind.update((entity.split(":", 1)[0], RETRIED) for entity, result in done.results.items()
+                   if result.outcome is Outcome.RETRYING)  # fmt: skip
+    by_kind.update((entry.kind, RETRIED) for entry in done.deferred)
+    services.state.count_kinds(shop_id, by_kind)
     now_ms = redis_ms(services)
-    lags = [max(0.0, (now_ms - e.meta.first_at) / 1000) for e in entries
-            if done.results.get(e.entity, Result(Outcome.IGNORED)).outcome is Outcome.APPLIED]  # fmt: skip
+    written = [e for e in entries if done.results.get(e.entity, Result(Outcome.IGNORED)).outcome is Outcome.APPLIED]
+    lags = [max(0.0, (now_ms - e.meta.first_at) / 1000) for e in written]
     services.state.record_writes(shop_id, lags, now_ms)
+    if trail:
+        for entry, lag in zip(written, lags, strict=True):
+            log.info("change.written", entity=entry.entity, event_id=entry.event.id, lag_seconds=round(lag, 3))
     for entry in entries:
         if done.results.get(entry.entity, Result(Outcome.IGNORED)).outcome is Outcome.FAILED:
             services.state.record_failure(shop_id, now_ms, entry.entity)

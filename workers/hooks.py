@@ -6,6 +6,7 @@ free, and keeps the connection's warnings current (SPEC §4.3)."""
 from __future__ import annotations
 
 import base64
+import re
 import secrets
 import time
 from dataclasses import dataclass, field, replace
@@ -61,8 +62,17 @@ def taken_message(kind: str, hook: KvWebhook) -> str:
             "one webhook per type, so taking it stops that integration's updates")  # fmt: skip
 
 
+HELD = re.compile(r"^webhook (\S+) is held by ")
+
+
 def taken_over_warning(kind: str, host: str) -> str:
     return f"webhook {kind} was taken over from {host}, which no longer receives it"
+
+
+def held_elsewhere(warnings: list[str]) -> list[str]:
+    """The webhook types that `current_warnings` says another integration holds."""
+    found = (HELD.match(warning) for warning in warnings)
+    return [match.group(1) for match in found if match]
 
 
 def current_warnings(settings: KvSettings, found: Survey, taken_over: list[str] | None = None) -> list[str]:

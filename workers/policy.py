@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import math
 from types import TracebackType
+from typing import Any
 
 import structlog
+from marshmallow import ValidationError
+from rq.exceptions import AbandonedJobError
 from rq.job import Job
 
 from adapters.errors import PermanentError, TransientError
-from adapters.inbox import RETRY_INTERVALS
-from adapters.state import SyncState
-from schemas.events import Outcome
+from adapters.inbox import DRAIN_SHOP, RETRY_INTERVALS
+from adapters.state import RETRIED, SyncState
+from schemas.changes import change_of
+from schemas.events import EventSchema, Outcome
 
 log = structlog.get_logger(__name__)
 REPLAY_RESETS_RETRIES = "failed_for_good"
@@ -26,6 +30,11 @@ REPLAY_RESETS_RETRIES = "failed_for_good"
 
 def failure_policy(job: Job, exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> bool:
     """RQ exception handler: decide the retry before RQ does; True lets RQ go on as usual."""
+    if job.func_name == DRAIN_SHOP and isinstance(exc, AbandonedJobError):
+        # a killed worker's drain: no change is lost, its batch returns to pending once its lease
+        # lapses and the planner starts another drain (the failed registry keeps the empty job)
+        log.warning("drain.interrupted", job_id=job.id, shop_id=job.args[0] if job.args else None)
+        return True
     if job.meta.pop(REPLAY_RESETS_RETRIES, None):  # it failed for good before: someone replayed it
         job.retries_left = len(RETRY_INTERVALS)
         job.retry_intervals = list(RETRY_INTERVALS)
@@ -38,6 +47,7 @@ def failure_policy(job: Job, exc_type: type[BaseException], exc: BaseException, 
         count_failure(job)
         log.error("job.failed", job_id=job.id, reason=str(exc)[:500], error=exc_type.__name__)
     else:
+        count_change(job, RETRIED)
         log.warning("job.retry_later", job_id=job.id, reason=str(exc)[:500], error=exc_type.__name__,
                     retries_left=job.retries_left)  # fmt: skip
     job.save_meta()  # type: ignore[no-untyped-call]
@@ -54,10 +64,28 @@ def wait_at_least(job: Job, seconds: float) -> None:
 
 def count_failure(job: Job) -> None:
     """A change's job failed for good: counted for its shop, for operators."""
-    first = job.args[0] if job.args else None
-    if not isinstance(first, dict) or not first.get("shop_id"):
-        return  # not a change (a full-sync page reports its error with its run)
+    first = count_change(job, Outcome.FAILED)
+    if first is None:
+        return
     seconds, micros = job.connection.time()
     state = SyncState(job.connection)
-    state.count(first["shop_id"], Outcome.FAILED)
     state.record_failure(first["shop_id"], int(seconds) * 1000 + int(micros) // 1000, str(first.get("entity_id")))
+
+
+def count_change(job: Job, outcome: str) -> dict[str, Any] | None:
+    """Count what became of a change's job for its shop and kind; answers the change's event
+    (None for a job that is not one change: a full-sync page reports its error with its run)."""
+    first = job.args[0] if job.args else None
+    if not isinstance(first, dict) or not first.get("shop_id"):
+        return None
+    SyncState(job.connection).count(first["shop_id"], outcome, kind=kind_of(first))
+    return first
+
+
+def kind_of(event_json: dict[str, Any]) -> str | None:
+    """The kind of entity a change's event is about."""
+    try:
+        change = change_of(EventSchema().load(event_json))
+    except ValidationError:
+        return None
+    return change.kind if change else None

@@ -15,7 +15,7 @@ from adapters.errors import AbahaNotFound, PermanentError, TransientError
 from adapters.kiotviet import PAGE_SIZE, BudgetExhausted
 from adapters.pending import Applied, Pending
 from schemas.events import Outcome
-from workers.apply import Result, Work, failure
+from workers.apply import Postponed, Result, Work, failure
 from workers.categories import price_list_body
 
 log = structlog.get_logger(__name__)
@@ -38,6 +38,9 @@ def apply_prices(entries: Sequence[Pending], work: Work) -> dict[str, Result]:
     upserts: dict[int, list[tuple[Pending, int, Applied]]] = defaultdict(list)
     for entry in entries:
         book, product = (int(part) for part in entry.entity_id.split(":"))
+        if (book, product) not in current:  # reads of KiotViet took the batch's time: the next batch
+            results[entry.entity] = Result(Outcome.RETRYING, error=Postponed("the batch ran out of time"))
+            continue
         price = current[(book, product)]
         state = Applied(entry.meta.order or work.read_order, str(price), work.taken_at)
         before = applied[entry.entity_id]
@@ -53,7 +56,7 @@ def apply_prices(entries: Sequence[Pending], work: Work) -> dict[str, Result]:
 
 
 def read_prices(wanted: dict[int, set[int]], work: Work) -> dict[tuple[int, int], int]:
-    """(book, product) → price now, for every pair wanted."""
+    """(book, product) → price now, for every pair wanted, as many as the batch's time allows."""
     found: dict[tuple[int, int], int] = {}
     by_product: set[int] = set()
     for book, products in wanted.items():
@@ -69,6 +72,8 @@ def read_prices(wanted: dict[int, set[int]], work: Work) -> dict[tuple[int, int]
             if offset is None:
                 found.update({(book, p): NO_PRICE for p in left})
     for product_id in sorted(by_product):
+        if work.out_of_time():
+            break  # the rest are not read: the next batch reads them
         product = work.ctx.kiotviet.product(product_id)
         prices = {p.price_book_id: p.price for p in (product.price_books or ())} if product else {}
         for book, products in wanted.items():

@@ -20,7 +20,7 @@ from adapters.pending import Applied, Pending
 from schemas.changes import Change, Mode, fingerprint, micros_of
 from schemas.events import Event, Outcome, event_id, iso_from_ms, plain_json
 from schemas.kiotviet import KvProduct
-from workers.apply import Result, Work, failure, read_at_of
+from workers.apply import Postponed, Result, Work, failure, read_at_of
 
 log = structlog.get_logger(__name__)
 # A product KiotViet has deleted stays hidden: KiotViet never gives its id to another product.
@@ -54,6 +54,9 @@ def apply_products(entries: Sequence[Pending], work: Work) -> dict[str, Result]:
     writes: list[Write] = []
     hides: list[tuple[Pending, int]] = []
     for entry in entries:
+        if work.out_of_time():  # reads of KiotViet took the batch's time: the rest in the next batch
+            results[entry.entity] = Result(Outcome.RETRYING, error=Postponed("the batch ran out of time"))
+            continue
         current = applied[entry.entity_id]
         try:
             product, read_now = current_content(entry, current, records.get(int(entry.entity_id)), work)

@@ -100,7 +100,7 @@ def reconcile_shop(shop_id: str) -> dict[str, Any]:
     ctx = shop_context(services, shop_id, priority=BACKGROUND)
     if ctx is None:
         return {"outcome": "not connected"}
-    structlog.contextvars.bind_contextvars(shop_id=shop_id)
+    bound = structlog.contextvars.bind_contextvars(shop_id=shop_id)
     pulled: dict[str, Any] = {}
     try:
         for name, read in PULLS.items():
@@ -121,7 +121,7 @@ def reconcile_shop(shop_id: str) -> dict[str, Any]:
         log.info("reconcile.done", **pulled)
         return {"outcome": "done", **pulled}
     finally:
-        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.reset_contextvars(**bound)
 
 
 # A reader yields, page by page, the changes found and where to go on from.

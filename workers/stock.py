@@ -21,7 +21,7 @@ from adapters.pending import Applied, Pending
 from schemas.changes import Change, Mode, stock_fingerprint
 from schemas.events import Event, Outcome, event_id, iso_from_ms
 from schemas.kiotviet import VIETNAM
-from workers.apply import Result, Work, failure
+from workers.apply import Postponed, Result, Work, failure
 from workers.products import sellable, stock_signal, whole_units
 
 log = structlog.get_logger(__name__)
@@ -59,15 +59,19 @@ def apply_stock(entries: Sequence[Pending], work: Work) -> dict[str, Result]:
             to_read.append(entry)
     for product_id, value in read_current(to_read, work).items():
         values[f"stock:{product_id}"] = (value, work.read_order, work.taken_at)
-    results.update(write_stock(own, values, applied, work))
+    for entry in to_read:
+        if entry.entity not in values:  # reads of KiotViet took the batch's time: the next batch
+            results[entry.entity] = Result(Outcome.RETRYING, error=Postponed("the batch ran out of time"))
+    results.update(write_stock([e for e in own if e.entity in values], values, applied, work))
     return results
 
 
 def read_current(entries: Sequence[Pending], work: Work) -> dict[int, int]:
     """Each product's sellable stock at the branch now (MISSING when KiotViet has no such
-    product): pages of recent changes while that is cheaper than a request per product. What the
-    pages show of products waiting in later batches (a stock count of the whole shop) is made
-    pending with them as read, so their batches need no read of their own."""
+    product), as many as the batch's time allows: pages of recent changes while that is cheaper
+    than a request per product. What the pages show of products waiting in later batches (a stock
+    count of the whole shop) is made pending with them as read, so their batches need no read of
+    their own."""
     wanted = {int(e.entity_id) for e in entries}
     if not wanted:
         return {}
@@ -83,9 +87,11 @@ def read_current(entries: Sequence[Pending], work: Work) -> dict[int, int]:
         offset = page.next_offset(offset)
         left = len(wanted - found.keys())
         pages_left = math.ceil((page.total - offset) / PAGE_SIZE) if offset is not None else 0
-        if (not left and not shared) or (left and pages_left > left + work.pending_left):
+        if (not left and not shared) or (left and pages_left > left + work.pending_left) or work.out_of_time():
             break  # nothing more to learn here, or fewer requests to read the rest one by one
     for product_id in sorted(wanted - found.keys()):
+        if work.out_of_time():
+            break  # the rest are not read: the next batch reads them
         product = work.ctx.kiotviet.product(product_id)
         inventory = product.inventory_at(work.branch) if product else None
         found[product_id] = (

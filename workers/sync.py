@@ -72,7 +72,7 @@ def sync_step(shop_id: str, run_id: str, entity: str, offset: int) -> dict[str, 
     runs = SyncRuns(services.redis)
     if not runs.is_current(shop_id, run_id):
         return {"outcome": "superseded"}
-    structlog.contextvars.bind_contextvars(shop_id=shop_id, run_id=run_id, entity=entity)
+    bound = structlog.contextvars.bind_contextvars(shop_id=shop_id, run_id=run_id, entity=entity)
     try:
         ctx = shop_context(services, shop_id, priority=BACKGROUND)
         if ctx is None:
@@ -92,7 +92,7 @@ def sync_step(shop_id: str, run_id: str, entity: str, offset: int) -> dict[str, 
         log.warning("sync.step_failed", error=str(exc), offset=offset)
         raise
     finally:
-        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.reset_contextvars(**bound)
     advance(services, runs, shop_id, run_id, entity, page)
     return {"outcome": "done", "items": page.count, **applied}
 

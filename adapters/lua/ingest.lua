@@ -7,10 +7,16 @@ local prefix, ready = KEYS[1], KEYS[2]
 local shop, claim_ttl, drain_ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local now = now_ms()
 local new, coalesced, stale, duplicate = 0, 0, 0, 0
+local by_kind = {} -- "kind|outcome" -> count, for metrics
+local function tally(entity, outcome)
+  local field = string.match(entity, '^([^:]*)') .. '|' .. outcome
+  by_kind[field] = (by_kind[field] or 0) + 1
+end
 for i = 4, #ARGV, 6 do
   local id, entity, mode, order, fp, event = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
   if not redis.call('SET', prefix .. 'claim:' .. id, now, 'NX', 'EX', claim_ttl) then
     duplicate = duplicate + 1
+    tally(entity, 'duplicate')
   else
     local signal, drop = 0, false
     if mode == 's' then
@@ -30,9 +36,11 @@ for i = 4, #ARGV, 6 do
     end
     if drop then
       stale = stale + 1
+      tally(entity, 'stale')
     else
       if redis.call('HEXISTS', prefix .. 'pendmeta', entity) == 1 then
         coalesced = coalesced + 1
+        tally(entity, 'coalesced')
       else
         new = new + 1
       end
@@ -51,4 +59,5 @@ local stats = prefix .. 'stats'
 if coalesced > 0 then redis.call('HINCRBY', stats, 'coalesced', coalesced) end
 if stale > 0 then redis.call('HINCRBY', stats, 'stale', stale) end
 if duplicate > 0 then redis.call('HINCRBY', stats, 'duplicate', duplicate) end
+for field, count in pairs(by_kind) do redis.call('HINCRBY', prefix .. 'kindstats', field, count) end
 return {new, coalesced, stale, duplicate, drain_needed}

@@ -14,9 +14,9 @@ from werkzeug.wrappers import Response
 
 from adapters.connections import Connection, ConnectionSecrets
 from adapters.errors import PermanentError, TransientError
-from admin.connections import ConnectionAdmin, ConnectionInvalid
+from admin.connections import RETAILER, ConnectionAdmin, ConnectionInvalid
 from admin.console.blueprint import blueprint, connection_or_404
-from admin.console.forms import REQUIRED, RETAILER, ConnectionForm, add_error
+from admin.console.forms import REQUIRED, ConnectionForm, add_error
 from admin.kiotviet_check import check_kiotviet
 from schemas.kiotviet_sales import KvBranch
 from wiring import current_services

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import re
-
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, Field, HiddenField, PasswordField, SelectMultipleField, StringField
 from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]  # the stubs predate it
-from wtforms.validators import InputRequired, Optional, Regexp
+from wtforms.validators import InputRequired, Length, Optional, Regexp
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from adapters.syncruns import ENTITIES
-from admin.connections import SHOP_ID
+from admin.connections import RETAILER, SHOP_ID
 
 REQUIRED = _l("Required.")
-RETAILER = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")  # as admin.connections checks it
 RETAILER_RULE = _l("Lower-case letters, digits and '-', as in the address.")
 SHOP_ID_RULE = _l("Use 1-64 letters, digits, '.', '_' or '-'.")
+TOO_LONG = _l("At most %(max)d characters.")
 ENTITY_LABELS = {
     "categories": _l("Categories"),
     "products": _l("Products"),
@@ -56,14 +54,21 @@ class ConnectionForm(FlaskForm):  # type: ignore[misc]
                            description=_l("From the shop's KiotViet address: https://thoitrangmogi.kiotviet.vn "
                                           "gives thoitrangmogi."),
                            validators=[InputRequired(REQUIRED), Regexp(RETAILER, message=RETAILER_RULE)])  # fmt: skip
-    client_id = StringField(_l("Client ID"), filters=[_strip], validators=[InputRequired(REQUIRED)])
-    client_secret = PasswordField(_l("Secret (Mã bảo mật)"), filters=[_strip])
+    # the service's own limits (admin.connections), checked here so KiotViet is not asked first
+    client_id = StringField(_l("Client ID"), filters=[_strip],
+                            validators=[InputRequired(REQUIRED), Length(max=200, message=TOO_LONG)])  # fmt: skip
+    client_secret = PasswordField(
+        _l("Secret (Mã bảo mật)"), filters=[_strip], validators=[Length(max=500, message=TOO_LONG)]
+    )
     branch_id = StringField(_l("Branch"), filters=[_strip],
                             validators=[Optional(), Regexp(r"^\d{1,12}$", message=_l("Choose a branch."))])  # fmt: skip
     surcharge_code = StringField(_l("Surcharge code (Mã thu khác)"), filters=[_strip],
                                  description=_l("Optional: the code of the other fee (Thu khác) that carries an "
-                                                "order's shipping and other fees, e.g. THK000001."))  # fmt: skip
-    abaha_api_token = PasswordField(_l("Abaha API token"), filters=[_strip])
+                                                "order's shipping and other fees, e.g. THK000001."),
+                                 validators=[Length(max=100, message=TOO_LONG)])  # fmt: skip
+    abaha_api_token = PasswordField(
+        _l("Abaha API token"), filters=[_strip], validators=[Length(max=500, message=TOO_LONG)]
+    )
     take_over_webhooks = BooleanField()
 
 

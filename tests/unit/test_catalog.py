@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from flask.testing import FlaskClient
 
 from admin.failed import failed_changes
@@ -16,6 +18,7 @@ from tests.conftest import ADMIN_TOKEN, BRANCH, SHOP
 from tests.fakes import FakeAbaha, FakeKiotViet, stamp
 from tests.helpers import sample
 from wiring import Services
+from workers.apply import BATCH_SECONDS
 
 Drain = Callable[[], int]
 
@@ -234,3 +237,58 @@ def test_branches_invoices_and_customer_deletes_are_ignored_by_design(
     work_off()
     assert abaha.calls == []
     assert services.state.counts(SHOP)["ignored"] >= 4
+
+
+def test_a_batch_whose_reads_take_its_time_leaves_the_rest_to_the_next_batch(
+    services: Services, work_off: Drain, abaha: FakeAbaha, kiotviet: FakeKiotViet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = SimpleNamespace(now=0.0)
+    monkeypatch.setattr("workers.apply.time", SimpleNamespace(monotonic=lambda: clock.now))
+    read = kiotviet.product
+
+    def slow_read(product_id: int) -> Any:
+        clock.now += 15  # each read of KiotViet takes 15 s
+        return read(product_id)
+
+    monkeypatch.setattr(kiotviet, "product", slow_read)
+    items = []
+    for pid in range(4001, 4011):  # bodies that do not say whether each row is a variant: each is read
+        kiotviet.add_product(pid, attributes=[{"attributeName": "MÀU SẮC", "attributeValue": "Đỏ"}])
+        item = sample("kiotviet/product.update")["Notifications"][0]["Data"][0]
+        items.append({**item, "Id": pid, "Code": f"SP{pid}"})
+    deliver(services, "product.update", items=items)
+    work_off()
+    assert sorted(abaha.products) == list(range(4001, 4011))
+    per_call = [int(c.split(" ")[1]) for c in abaha.calls if c.startswith("put_products")]
+    # a batch stops starting reads after BATCH_SECONDS, so no batch runs into RQ's job timeout
+    assert max(per_call) <= BATCH_SECONDS // 15 + 1 and sum(per_call) == 10, per_call
+    assert failed_changes(services.redis) == [] and services.state.counts(SHOP).get("retrying", 0) == 0
+
+
+def test_a_batch_whose_price_reads_take_its_time_leaves_the_rest_to_the_next_batch(
+    services: Services, work_off: Drain, abaha: FakeAbaha, kiotviet: FakeKiotViet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = SimpleNamespace(now=0.0)
+    monkeypatch.setattr("workers.apply.time", SimpleNamespace(monotonic=lambda: clock.now))
+    read = kiotviet.product
+
+    def slow_read(product_id: int) -> Any:
+        clock.now += 15  # each read of KiotViet takes 15 s
+        return read(product_id)
+
+    monkeypatch.setattr(kiotviet, "product", slow_read)
+    kiotviet.books[201] = {"id": 201, "name": "Giá sỉ", "isActive": True, "modifiedDate": stamp()}
+    abaha.price_lists[201] = {"name": "Giá sỉ", "active": True}
+    ids = list(range(9001, 9011))  # the last of a long book: cheaper read product by product
+    kiotviet.prices[201] = {pid: 1000 + pid for pid in range(1, 3001)} | {pid: 5000 + pid for pid in ids}
+    for pid in ids:
+        kiotviet.add_product(pid)
+    items = [{"PriceBookId": 201, "ProductId": pid, "Price": 1} for pid in ids]
+    deliver(services, "pricebookdetail.update", items=items)
+    work_off()
+    assert {pid: abaha.prices[(201, pid)] for pid in ids} == {pid: 5000 + pid for pid in ids}
+    reads = [c for c in kiotviet.calls if c.startswith("product ")]
+    batches = abaha.count("put_prices")
+    # a batch stops starting reads after BATCH_SECONDS, so no batch runs into RQ's job timeout
+    assert len(reads) == 10 and batches >= 10 / (BATCH_SECONDS // 15 + 1), (reads, batches)
+    assert failed_changes(services.redis) == [] and services.state.counts(SHOP).get("retrying", 0) == 0

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
+from adapters import clock
 from adapters.errors import TransientError
 from schemas.abaha import normalize_event
 from schemas.customers import local_phone
@@ -100,7 +102,12 @@ def test_abahas_echo_of_a_customer_with_a_location_is_dropped_and_kiotviet_keeps
 
 
 def test_an_abaha_edit_never_sends_a_field_abaha_does_not_have(ctx: ShopContext, kiotviet: FakeKiotViet) -> None:
-    kiotviet.customers[7001].update(locationName="Hà Nội - Quận Hoàn Kiếm", wardName="Phường Hàng Bài", email="a@b.vn")
+    kiotviet.customers[7001].update(
+        locationName="Hà Nội - Quận Hoàn Kiếm",
+        wardName="Phường Hàng Bài",
+        email="a@b.vn",
+        modifiedDate="2026-11-30T09:00:00.0000000+07:00",
+    )  # before the Abaha edit
     ctx.links.link_customer(SHOP, 7001, 555)
     edit = abaha_event(id=555, kv_id=7001, name="An mới", phone=PHONE, email=None, ward=None, district=None,
                        province=None, updated_at="2026-11-30T12:00:00+07:00")  # fmt: skip
@@ -154,3 +161,155 @@ def test_two_abaha_edits_in_one_second_end_as_abaha_holds_the_customer(
     (made,) = [c for c in kiotviet.customers.values() if c.get("contactNumber") == "0987654321"]
     assert made["name"] == "Bình B"
     assert "customers_page 1" in abaha.calls  # read, since the two versions were equal
+
+
+def test_the_late_echo_of_an_earlier_write_does_not_undo_a_later_one(
+    services: Services, work_off: Callable[[], int], abaha: FakeAbaha, kiotviet: FakeKiotViet
+) -> None:
+    first = abaha_event(name="Bình A", updated_at="2026-11-30T09:30:00+07:00")
+    abaha.customers[556] = {**first.data, "id": 556}
+    services.inbox.accept(SHOP, [first], branch_id=11)
+    work_off()
+    (kv_id,) = [i for i, c in kiotviet.customers.items() if c.get("contactNumber") == "0987654321"]
+    written = dict(kiotviet.customers[kv_id])  # KiotViet's customer.update for this write is on its way
+    then = abaha_event(name="Bình B", updated_at="2026-11-30T09:30:01+07:00")
+    abaha.customers[556] = {**then.data, "id": 556}
+    services.inbox.accept(SHOP, [then], branch_id=11)
+    work_off()
+    assert kiotviet.customers[kv_id]["name"] == "Bình B"
+    fields = ["id", "code", "name", "contactNumber", "email", "address", "gender", "birthDate", "modifiedDate"]
+    echo = kiotviet_event(**{k[0].upper() + k[1:]: v for k, v in written.items() if k in fields})
+    services.inbox.accept(SHOP, [echo], branch_id=11)  # the first write's echo, arriving after the second
+    work_off()
+    assert abaha.customers[556]["name"] == "Bình B"
+    assert kiotviet.customers[kv_id]["name"] == "Bình B"
+
+
+@pytest.mark.parametrize("answer", ["ok", "500 after the write"])
+def test_the_echo_of_a_write_that_crossed_a_newer_edit_does_not_undo_that_edit(
+    services: Services, work_off: Callable[[], int], abaha: FakeAbaha, kiotviet: FakeKiotViet,
+    monkeypatch: pytest.MonkeyPatch, answer: str,
+) -> None:  # fmt: skip
+    moment = [datetime(2026, 12, 1, 5, 0, 0, tzinfo=UTC)]
+    monkeypatch.setattr(clock, "now", lambda: moment[0])
+
+    def at(seconds: int) -> str:
+        moment[0] = datetime(2026, 12, 1, 5, 0, seconds, tzinfo=UTC)
+        return moment[0].astimezone(timezone(timedelta(hours=7))).isoformat(timespec="seconds")
+
+    made = abaha_event(name="Khách web 1", updated_at=at(0))
+    abaha.customers[556] = {**made.data, "id": 556}
+    services.inbox.accept(SHOP, [made], branch_id=11)
+    work_off()
+    (kv_id,) = [i for i, c in kiotviet.customers.items() if c.get("contactNumber") == "0987654321"]
+    at(10)  # staff rename the customer at the counter; its webhook is slow to be applied
+    kiotviet.customers[kv_id].update(name="Khách quầy", modifiedDate=stamp())
+    fields = ["id", "code", "name", "contactNumber", "email", "address", "gender", "birthDate", "modifiedDate"]
+    counter = kiotviet_event(**{k[0].upper() + k[1:]: v for k, v in kiotviet.customers[kv_id].items() if k in fields})
+    edited = abaha_event(name="Khách web 2", updated_at=at(12))  # then the shopper renames their account
+    put = abaha.put_customer
+
+    def shopper_renames_meanwhile(kv_id: int, body: dict[str, Any]) -> int:
+        """The shopper's rename lands on Abaha while our write is on its way (after our look)."""
+        monkeypatch.setattr(abaha, "put_customer", put)
+        abaha.customers[556].update(edited.data)
+        at(13)
+        put(kv_id, body)
+        if answer != "ok":  # Abaha writes the customer, then fails to say so
+            raise TransientError("Abaha answered 500")
+        return 556
+
+    monkeypatch.setattr(abaha, "put_customer", shopper_renames_meanwhile)
+    services.inbox.accept(SHOP, [counter], branch_id=11)
+    work_off()  # the counter's rename reaches Abaha after the shopper's, overwriting it there
+    assert abaha.customers[556]["name"] == "Khách quầy"
+    echo = abaha_event(**{k: v for k, v in abaha.customers[556].items() if k != "id"}, id=556)
+    at(14)
+    services.inbox.accept(SHOP, [edited], branch_id=11)
+    work_off()  # the shopper's rename is newer than the counter's: it wins on both sides
+    at(15)
+    services.inbox.accept(SHOP, [echo], branch_id=11)  # Abaha's echo of the counter's rename, stamped 13
+    work_off()
+    assert (abaha.customers[556]["name"], kiotviet.customers[kv_id]["name"]) == ("Khách web 2", "Khách web 2")
+
+
+def test_two_kiotviet_edits_in_one_second_end_as_the_later_one(
+    services: Services, work_off: Callable[[], int], abaha: FakeAbaha, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = kiotviet_event(Name="Nguyễn Văn A", ModifiedDate="2026-11-30T09:00:00.2000000+07:00")
+    then = kiotviet_event(Name="Nguyễn Văn B", ModifiedDate="2026-11-30T09:00:00.7000000+07:00")
+    put = abaha.put_customer
+
+    def unavailable_once(kv_id: int, body: dict[str, Any]) -> int:
+        monkeypatch.setattr(abaha, "put_customer", put)
+        raise TransientError("Abaha answered 503")
+
+    monkeypatch.setattr(abaha, "put_customer", unavailable_once)
+    services.inbox.accept(SHOP, [first], branch_id=11)
+    work_off()  # the first edit failed once: its retry waits
+    services.inbox.accept(SHOP, [then], branch_id=11)
+    work_off()  # the later edit, then the first one's retry
+    (customer,) = [c for c in abaha.customers.values() if c.get("kv_id") == 7001]
+    assert customer["name"] == "Nguyễn Văn B"
+
+
+def test_a_counter_edit_applied_late_does_not_overwrite_a_newer_edit_on_abaha(
+    services: Services, work_off: Callable[[], int], abaha: FakeAbaha, kiotviet: FakeKiotViet,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    moment = [datetime(2026, 12, 1, 5, 0, 0, tzinfo=UTC)]
+    monkeypatch.setattr(clock, "now", lambda: moment[0])
+
+    def at(seconds: int) -> str:
+        moment[0] = datetime(2026, 12, 1, 5, 0, seconds, tzinfo=UTC)
+        return moment[0].astimezone(timezone(timedelta(hours=7))).isoformat(timespec="seconds")
+
+    made = abaha_event(name="Khách web 1", updated_at=at(0))
+    abaha.customers[556] = {**made.data, "id": 556}
+    services.inbox.accept(SHOP, [made], branch_id=11)
+    work_off()
+    (kv_id,) = [i for i, c in kiotviet.customers.items() if c.get("contactNumber") == "0987654321"]
+    at(10)  # staff rename the customer at the counter; its webhook is slow to be applied
+    kiotviet.customers[kv_id].update(name="Khách quầy", modifiedDate=stamp())
+    fields = ["id", "code", "name", "contactNumber", "email", "address", "gender", "birthDate", "modifiedDate"]
+    counter = kiotviet_event(**{k[0].upper() + k[1:]: v for k, v in kiotviet.customers[kv_id].items() if k in fields})
+    edited = abaha_event(name="Khách web 2", updated_at=at(12))  # the shopper renames their account after
+    abaha.customers[556].update(edited.data)
+    at(13)
+    services.inbox.accept(SHOP, [counter], branch_id=11)
+    work_off()
+    assert abaha.customers[556]["name"] == "Khách web 2"  # not overwritten by the older rename
+    services.inbox.accept(SHOP, [edited], branch_id=11)
+    work_off()
+    assert (abaha.customers[556]["name"], kiotviet.customers[kv_id]["name"]) == ("Khách web 2", "Khách web 2")
+
+
+def test_a_shopper_edit_applied_late_does_not_overwrite_a_newer_counter_edit(
+    services: Services, work_off: Callable[[], int], abaha: FakeAbaha, kiotviet: FakeKiotViet,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    moment = [datetime(2026, 12, 1, 5, 0, 0, tzinfo=UTC)]
+    monkeypatch.setattr(clock, "now", lambda: moment[0])
+
+    def at(seconds: int) -> str:
+        moment[0] = datetime(2026, 12, 1, 5, 0, seconds, tzinfo=UTC)
+        return moment[0].astimezone(timezone(timedelta(hours=7))).isoformat(timespec="seconds")
+
+    made = abaha_event(name="Khách web 1", updated_at=at(0))
+    abaha.customers[556] = {**made.data, "id": 556}
+    services.inbox.accept(SHOP, [made], branch_id=11)
+    work_off()
+    (kv_id,) = [i for i, c in kiotviet.customers.items() if c.get("contactNumber") == "0987654321"]
+    edited = abaha_event(name="Khách web 2", kv_id=kv_id, updated_at=at(10))  # its event is slow to be applied
+    abaha.customers[556].update(edited.data)
+    at(12)  # then staff rename the customer at the counter
+    kiotviet.customers[kv_id].update(name="Khách quầy", modifiedDate=stamp())
+    fields = ["id", "code", "name", "contactNumber", "email", "address", "gender", "birthDate", "modifiedDate"]
+    counter = kiotviet_event(**{k[0].upper() + k[1:]: v for k, v in kiotviet.customers[kv_id].items() if k in fields})
+    at(13)
+    services.inbox.accept(SHOP, [edited], branch_id=11)
+    work_off()
+    assert kiotviet.customers[kv_id]["name"] == "Khách quầy"  # not overwritten by the older rename
+    services.inbox.accept(SHOP, [counter], branch_id=11)
+    work_off()
+    assert (abaha.customers[556]["name"], kiotviet.customers[kv_id]["name"]) == ("Khách quầy", "Khách quầy")

@@ -6,11 +6,13 @@ from __future__ import annotations
 import fakeredis
 import pytest
 from rq import Retry, SimpleWorker
+from rq.exceptions import AbandonedJobError
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
+from structlog.testing import capture_logs
 
 from adapters.errors import PermanentError, TransientError
-from adapters.inbox import RETRY_INTERVALS, event_queue, job_retry
+from adapters.inbox import DRAIN_SHOP, RETRY_INTERVALS, event_queue, job_retry
 from admin.failed import requeue_failed
 from workers.policy import failure_policy, wait_at_least
 
@@ -84,3 +86,15 @@ def test_the_next_retry_waits_at_least_what_the_server_asked() -> None:
     job.retries_left = 1  # the last retry is already longer
     wait_at_least(job, 60)
     assert job.get_retry_interval() == 120
+
+
+def test_a_killed_workers_drain_is_not_reported_as_a_failed_change(redis: fakeredis.FakeRedis) -> None:
+    drain = event_queue(redis).enqueue(DRAIN_SHOP, "shop-7")
+    with capture_logs() as said:
+        failure_policy(drain, AbandonedJobError, AbandonedJobError(), None)
+    assert [line["event"] for line in said] == ["drain.interrupted"]  # its batch goes back to pending
+    change = enqueue(redis)
+    change.retries_left = 0
+    with capture_logs() as said:
+        failure_policy(change, AbandonedJobError, AbandonedJobError(), None)
+    assert [line["event"] for line in said] == ["job.failed"]

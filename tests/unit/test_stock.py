@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
+from admin.failed import failed_changes
 from schemas.kiotviet_webhook import normalize_delivery
 from tests.conftest import BRANCH, SHOP
-from tests.fakes import FakeAbaha, FakeKiotViet
+from tests.fakes import FakeAbaha, FakeKiotViet, stamp
 from wiring import Services
+from workers.apply import BATCH_SECONDS
 
 Drain = Callable[[], int]
 
@@ -113,3 +118,29 @@ def test_a_product_missing_from_the_recent_changes_is_read_by_itself(
     work_off()
     assert "product 3001" in kiotviet.calls
     assert abaha.products[3001]["stock"] == 6
+
+
+def test_a_batch_whose_stock_reads_take_its_time_leaves_the_rest_to_the_next_batch(
+    services: Services, work_off: Drain, abaha: FakeAbaha, kiotviet: FakeKiotViet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = SimpleNamespace(now=0.0)
+    monkeypatch.setattr("workers.apply.time", SimpleNamespace(monotonic=lambda: clock.now))
+    read = kiotviet.product
+
+    def slow_read(product_id: int) -> Any:
+        clock.now += 15  # each read of KiotViet takes 15 s
+        return read(product_id)
+
+    monkeypatch.setattr(kiotviet, "product", slow_read)
+    ids = list(range(4001, 4011))
+    on_abaha(abaha, *ids)
+    for pid in ids:  # stock changed long ago (a late redelivery): no page of recent changes has it
+        kiotviet.add_product(pid, modifiedDate=stamp(-600), inventories=[{"branchId": BRANCH, "onHand": pid % 50,
+                                                                          "reserved": 0}])  # fmt: skip
+    stock_delivery(services, "late", [(pid, 0, 0) for pid in ids])
+    work_off()
+    assert {pid: abaha.products[pid]["stock"] for pid in ids} == {pid: pid % 50 for pid in ids}
+    per_batch = [int(c.split(" ")[1]) for c in abaha.calls if c.startswith("patch_products")]
+    # a batch stops starting reads after BATCH_SECONDS, so no batch runs into RQ's job timeout
+    assert max(per_batch) <= BATCH_SECONDS // 15 + 1 and sum(per_batch) == 10, per_batch
+    assert failed_changes(services.redis) == [] and services.state.counts(SHOP).get("retrying", 0) == 0

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import fakeredis
 import pytest
+from rq.serializers import JSONSerializer
 
-from adapters import http, inbox, pending, state
+from adapters import http, inbox, keys, pending, state
 from adapters.kiotviet import KiotVietClient
 from adapters.kiotviet_auth import REFRESH_LOCK_SECONDS, TOKEN_EARLY_SECONDS, KiotVietAuth
 from adapters.vault import Vault
+from wiring import Services
 from workers import apply, customers, drain, orders, reconcile
+from workers.__main__ import ServiceWorker
 
 ONE_TRY = sum(http.TIMEOUT)  # connect and read timeouts: the longest one try can take
 
@@ -68,3 +71,14 @@ def test_a_call_waits_as_long_as_its_session_says(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(session, "request", lambda method, url, **kwargs: seen.append(kwargs["timeout"]))
     http.send(session, "KiotViet", "GET", "https://public.kiotapi.com/products")
     assert seen == [(http.TIMEOUT[0], 2.0)]
+
+
+def test_a_dead_workers_batch_is_woken_by_any_workers_maintenance_without_the_scheduler(
+    monkeypatch: pytest.MonkeyPatch, services: Services, redis: fakeredis.FakeRedis
+) -> None:
+    monkeypatch.setattr("workers.__main__.process_services", lambda: services)
+    redis.zadd(keys.LEASES, {"shop-9\tdead-batch": 0})  # a batch whose worker died long ago
+    queue = inbox.event_queue(redis)
+    worker = ServiceWorker([queue], connection=redis, serializer=JSONSerializer)
+    worker.run_maintenance_tasks()
+    assert [(job.func_name, list(job.args)) for job in queue.jobs] == [(inbox.DRAIN_SHOP, ["shop-9"])]
