@@ -42,6 +42,7 @@ def create_app(overrides: Mapping[str, Any] | None = None, services: Services | 
     app.register_blueprint(kiotviet.blueprint)
     app.register_blueprint(abaha.blueprint)
     register_health(app, services.redis)
+    register_unavailable(app)
     register_metrics(app)
     cli.register_commands(app)
     app.before_request(lambda: auth.admin_guard(settings.admin_token))
@@ -103,6 +104,17 @@ def register_health(app: Flask, redis_client: redis.Redis) -> None:
             return jsonify(status="ready", redis=True, workers=0, workers_alive=False,
                            warning="no worker is alive: changes are accepted but not applied")  # fmt: skip
         return jsonify(status="ready", redis=True, workers=workers, workers_alive=True)
+
+
+def register_unavailable(app: Flask) -> None:
+    """Any page or API call that meets an unreachable Redis answers 503, never a 500."""
+
+    @app.errorhandler(redis.exceptions.RedisError)
+    def redis_unavailable(exc: redis.exceptions.RedisError) -> tuple[Response, int]:
+        log.warning("redis.unavailable", path=request.path, error=type(exc).__name__)
+        response = jsonify(errors=["the service cannot reach its Redis now; try again shortly"])
+        response.headers["Retry-After"] = "30"
+        return response, 503
 
 
 def register_metrics(app: Flask) -> None:

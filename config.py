@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from adapters.redis_connect import is_sentinel_url, parse_sentinel_url
+
 DEFAULT_KIOTVIET_API_URL = "https://public.kiotapi.com"
 DEFAULT_KIOTVIET_TOKEN_URL = "https://id.kiotviet.vn/connect/token"
 MAX_BODY_BYTES = 1024 * 1024
@@ -52,8 +54,14 @@ class Settings:
         read_timeout = _whole(env, "PEER_READ_TIMEOUT", MAX_PEER_READ_TIMEOUT)
         if not 1 <= read_timeout <= MAX_PEER_READ_TIMEOUT:
             raise ConfigError(f"PEER_READ_TIMEOUT must be between 1 and {MAX_PEER_READ_TIMEOUT} seconds")
+        redis_url = _blank_to_none(env.get("REDIS_URL"))
+        if redis_url and is_sentinel_url(redis_url):
+            try:
+                parse_sentinel_url(redis_url)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from exc
         return cls(
-            redis_url=_blank_to_none(env.get("REDIS_URL")),
+            redis_url=redis_url,
             kiotviet_api_url=env.get("KIOTVIET_API_URL", DEFAULT_KIOTVIET_API_URL).rstrip("/"),
             kiotviet_token_url=env.get("KIOTVIET_TOKEN_URL", DEFAULT_KIOTVIET_TOKEN_URL),
             abaha_api_url=_strip_slash(_blank_to_none(env.get("ABAHA_API_URL"))),

@@ -19,6 +19,7 @@ from adapters.inbox import EventInbox
 from adapters.links import LinkStore
 from adapters.pending import PendingStore
 from adapters.quarantine import QuarantineStore
+from adapters.redis_connect import open_redis
 from adapters.state import SyncState
 from adapters.vault import Vault
 from config import ConfigError, Settings
@@ -51,14 +52,14 @@ def build_services(settings: Settings, *, answering_webhooks: bool = False) -> S
 
 
 def redis_client(url: str, *, answering_webhooks: bool = False) -> redis.Redis:
-    """A client for `url`. The web app's gives up within about a second a command, so a stalled
-    Redis becomes a 503 well inside KiotViet's 5-second limit; workers may wait longer."""
+    """A client for `url` (a Redis URL or `redis+sentinel://`). The web app's gives up within about a
+    second a command, so a stalled Redis becomes a 503 well inside KiotViet's 5-second limit;
+    workers may wait longer."""
     if answering_webhooks:
         retry = Retry(ExponentialBackoff(cap=0.1, base=0.02), retries=1)
-        return redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=0.5, retry=retry,
-                                    health_check_interval=30)  # fmt: skip
+        return open_redis(url, socket_timeout=1.0, socket_connect_timeout=0.5, retry=retry, health_check_interval=30)
     retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3)
-    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2, retry=retry, health_check_interval=30)
+    return open_redis(url, socket_timeout=5, socket_connect_timeout=2, retry=retry, health_check_interval=30)
 
 
 def services_on(settings: Settings, client: redis.Redis, url: str) -> Services:

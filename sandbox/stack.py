@@ -82,6 +82,11 @@ class LocalStack:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.web_port}"
 
+    @property
+    def web_process(self) -> subprocess.Popen[bytes] | None:
+        """gunicorn's master process, once started."""
+        return self._web
+
     def start(self, workers: int = 1) -> LocalStack:
         self.env = {**self.base_env, **self._redis_env(), **self._peer_env()}
         self.env.setdefault("PUBLIC_BASE_URL", self.url)

@@ -47,8 +47,8 @@ def receive(shop_id: str) -> tuple[Response, int]:
         with contextlib.suppress(redis.exceptions.RedisError):  # the answer matters more than the count
             services.state.count_delivery(SOURCE, [], DELIVERY_REJECTED)
         return jsonify(errors=[str(exc)]), exc.status
-    except redis.exceptions.RedisError:
-        log.exception("abaha.event_not_persisted", shop_id=shop_id)
+    except redis.exceptions.RedisError as exc:  # one line per refused delivery, no traceback
+        log.warning("abaha.event_not_persisted", shop_id=shop_id, error=type(exc).__name__)
         response = jsonify(errors=["cannot store the event now; send it again"])
         response.headers["Retry-After"] = "30"
         return response, 503

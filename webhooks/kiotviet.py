@@ -39,8 +39,8 @@ def receive(shop_id: str) -> Response | tuple[Response, int]:
     services = current_services()
     try:
         return ingest(services, shop_id)
-    except redis.exceptions.RedisError:
-        log.exception("kiotviet.delivery_not_persisted", shop_id=shop_id)
+    except redis.exceptions.RedisError as exc:  # one line per refused delivery, no traceback
+        log.warning("kiotviet.delivery_not_persisted", shop_id=shop_id, error=type(exc).__name__)
         return unavailable()
 
 
