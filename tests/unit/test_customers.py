@@ -43,6 +43,37 @@ def abaha_event(**changes: Any) -> Event:
     return event
 
 
+def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], str]:
+    """The service's clock held at a moment of the test's choosing: `at(s)` moves it to second
+    `s` and answers that moment as Abaha stamps it."""
+    moment = [datetime(2026, 12, 1, 5, 0, 0, tzinfo=UTC)]
+    monkeypatch.setattr(clock, "now", lambda: moment[0])
+
+    def at(seconds: int) -> str:
+        moment[0] = datetime(2026, 12, 1, 5, 0, seconds, tzinfo=UTC)
+        return moment[0].astimezone(timezone(timedelta(hours=7))).isoformat(timespec="seconds")
+
+    return at
+
+
+def shopper_signs_up(services: Services, work_off: Callable[[], int], abaha: FakeAbaha, kiotviet: FakeKiotViet,
+                     when: str) -> int:  # fmt: skip
+    """Abaha customer 556 opens an account; answers the KiotViet customer the service made of it."""
+    made = abaha_event(name="Khách web 1", updated_at=when)
+    abaha.customers[556] = {**made.data, "id": 556}
+    services.inbox.accept(SHOP, [made], branch_id=11)
+    work_off()
+    (kv_id,) = [i for i, c in kiotviet.customers.items() if c.get("contactNumber") == "0987654321"]
+    return kv_id
+
+
+def counter_rename(kiotviet: FakeKiotViet, kv_id: int, name: str) -> Event:
+    """Staff rename the customer at the counter (now); answers KiotViet's webhook item for it."""
+    kiotviet.customers[kv_id].update(name=name, modifiedDate=stamp())
+    fields = ["id", "code", "name", "contactNumber", "email", "address", "gender", "birthDate", "modifiedDate"]
+    return kiotviet_event(**{k[0].upper() + k[1:]: v for k, v in kiotviet.customers[kv_id].items() if k in fields})
+
+
 @pytest.fixture(autouse=True)
 def in_kiotviet(kiotviet: FakeKiotViet) -> None:
     """The sample KiotViet customer, as KiotViet holds it (its detail is read for its groups)."""
@@ -190,22 +221,10 @@ def test_the_echo_of_a_write_that_crossed_a_newer_edit_does_not_undo_that_edit(
     services: Services, work_off: Callable[[], int], abaha: FakeAbaha, kiotviet: FakeKiotViet,
     monkeypatch: pytest.MonkeyPatch, answer: str,
 ) -> None:  # fmt: skip
-    moment = [datetime(2026, 12, 1, 5, 0, 0, tzinfo=UTC)]
-    monkeypatch.setattr(clock, "now", lambda: moment[0])
-
-    def at(seconds: int) -> str:
-        moment[0] = datetime(2026, 12, 1, 5, 0, seconds, tzinfo=UTC)
-        return moment[0].astimezone(timezone(timedelta(hours=7))).isoformat(timespec="seconds")
-
-    made = abaha_event(name="Khách web 1", updated_at=at(0))
-    abaha.customers[556] = {**made.data, "id": 556}
-    services.inbox.accept(SHOP, [made], branch_id=11)
-    work_off()
-    (kv_id,) = [i for i, c in kiotviet.customers.items() if c.get("contactNumber") == "0987654321"]
+    at = frozen_clock(monkeypatch)
+    kv_id = shopper_signs_up(services, work_off, abaha, kiotviet, at(0))
     at(10)  # staff rename the customer at the counter; its webhook is slow to be applied
-    kiotviet.customers[kv_id].update(name="Khách quầy", modifiedDate=stamp())
-    fields = ["id", "code", "name", "contactNumber", "email", "address", "gender", "birthDate", "modifiedDate"]
-    counter = kiotviet_event(**{k[0].upper() + k[1:]: v for k, v in kiotviet.customers[kv_id].items() if k in fields})
+    counter = counter_rename(kiotviet, kv_id, "Khách quầy")
     edited = abaha_event(name="Khách web 2", updated_at=at(12))  # then the shopper renames their account
     put = abaha.put_customer
 
@@ -257,22 +276,10 @@ def test_a_counter_edit_applied_late_does_not_overwrite_a_newer_edit_on_abaha(
     services: Services, work_off: Callable[[], int], abaha: FakeAbaha, kiotviet: FakeKiotViet,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
-    moment = [datetime(2026, 12, 1, 5, 0, 0, tzinfo=UTC)]
-    monkeypatch.setattr(clock, "now", lambda: moment[0])
-
-    def at(seconds: int) -> str:
-        moment[0] = datetime(2026, 12, 1, 5, 0, seconds, tzinfo=UTC)
-        return moment[0].astimezone(timezone(timedelta(hours=7))).isoformat(timespec="seconds")
-
-    made = abaha_event(name="Khách web 1", updated_at=at(0))
-    abaha.customers[556] = {**made.data, "id": 556}
-    services.inbox.accept(SHOP, [made], branch_id=11)
-    work_off()
-    (kv_id,) = [i for i, c in kiotviet.customers.items() if c.get("contactNumber") == "0987654321"]
+    at = frozen_clock(monkeypatch)
+    kv_id = shopper_signs_up(services, work_off, abaha, kiotviet, at(0))
     at(10)  # staff rename the customer at the counter; its webhook is slow to be applied
-    kiotviet.customers[kv_id].update(name="Khách quầy", modifiedDate=stamp())
-    fields = ["id", "code", "name", "contactNumber", "email", "address", "gender", "birthDate", "modifiedDate"]
-    counter = kiotviet_event(**{k[0].upper() + k[1:]: v for k, v in kiotviet.customers[kv_id].items() if k in fields})
+    counter = counter_rename(kiotviet, kv_id, "Khách quầy")
     edited = abaha_event(name="Khách web 2", updated_at=at(12))  # the shopper renames their account after
     abaha.customers[556].update(edited.data)
     at(13)
@@ -288,24 +295,12 @@ def test_a_shopper_edit_applied_late_does_not_overwrite_a_newer_counter_edit(
     services: Services, work_off: Callable[[], int], abaha: FakeAbaha, kiotviet: FakeKiotViet,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
-    moment = [datetime(2026, 12, 1, 5, 0, 0, tzinfo=UTC)]
-    monkeypatch.setattr(clock, "now", lambda: moment[0])
-
-    def at(seconds: int) -> str:
-        moment[0] = datetime(2026, 12, 1, 5, 0, seconds, tzinfo=UTC)
-        return moment[0].astimezone(timezone(timedelta(hours=7))).isoformat(timespec="seconds")
-
-    made = abaha_event(name="Khách web 1", updated_at=at(0))
-    abaha.customers[556] = {**made.data, "id": 556}
-    services.inbox.accept(SHOP, [made], branch_id=11)
-    work_off()
-    (kv_id,) = [i for i, c in kiotviet.customers.items() if c.get("contactNumber") == "0987654321"]
+    at = frozen_clock(monkeypatch)
+    kv_id = shopper_signs_up(services, work_off, abaha, kiotviet, at(0))
     edited = abaha_event(name="Khách web 2", kv_id=kv_id, updated_at=at(10))  # its event is slow to be applied
     abaha.customers[556].update(edited.data)
     at(12)  # then staff rename the customer at the counter
-    kiotviet.customers[kv_id].update(name="Khách quầy", modifiedDate=stamp())
-    fields = ["id", "code", "name", "contactNumber", "email", "address", "gender", "birthDate", "modifiedDate"]
-    counter = kiotviet_event(**{k[0].upper() + k[1:]: v for k, v in kiotviet.customers[kv_id].items() if k in fields})
+    counter = counter_rename(kiotviet, kv_id, "Khách quầy")
     at(13)
     services.inbox.accept(SHOP, [edited], branch_id=11)
     work_off()
