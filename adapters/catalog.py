@@ -12,6 +12,8 @@ import redis
 
 from adapters import keys
 
+STOCK_CURSOR_SECONDS = 600  # a read left half-way is taken up again by the shop's next batches
+
 
 @dataclass(frozen=True)
 class RowRecord:
@@ -93,6 +95,20 @@ class CatalogStore:
             pipe.execute()
         else:
             self._redis.hset(key, mapping={str(k): v for k, v in values.items()})  # type: ignore[arg-type]
+
+    def stock_cursor(self, shop_id: str, since: str) -> int:
+        """The offset where a read of stock changed since `since` stopped for time (0: none)."""
+        raw = self._redis.get(keys.shop_key(shop_id, keys.STOCK_CURSOR))
+        saved = json.loads(raw) if raw else {}  # type: ignore[arg-type]
+        return int(saved.get("offset", 0)) if saved.get("since") == since else 0
+
+    def save_stock_cursor(self, shop_id: str, since: str, offset: int | None) -> None:
+        """Where to go on reading stock changed since `since`; None: the read reached the end."""
+        key = keys.shop_key(shop_id, keys.STOCK_CURSOR)
+        if offset is None:
+            self._redis.delete(key)
+        else:
+            self._redis.set(key, json.dumps({"since": since, "offset": offset}), ex=STOCK_CURSOR_SECONDS)
 
 
 def _text(value: Any) -> str:

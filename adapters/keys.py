@@ -27,6 +27,7 @@ KIND_STATS = "kindstats"  # hash "kind|outcome" → count (outcomes of changes, 
 PROBLEMS = "problems"  # list of problems an operator must see
 APPLIED = "applied"  # hash per kind: entity id → "order|fingerprint|read_at"
 STOCK_VALUES = "stockval"  # hash base product id → sellable stock last written
+STOCK_CURSOR = "stockcursor"  # where a stock read that ran out of its batch's time stopped (JSON)
 UNITS = "units"  # hash per base row: unit row id → base units it holds
 CATALOG = "catalog"  # hash product id → what the service knows of a row (links, images)
 PENDING = "pending"  # hash entity → event JSON, waiting to be applied

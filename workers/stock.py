@@ -76,9 +76,13 @@ def read_current(entries: Sequence[Pending], work: Work) -> dict[int, int]:
     if not wanted:
         return {}
     since_ms = min(e.meta.signal_at or work.taken_at for e in entries) - READ_MARGIN_MS
+    since_ms -= since_ms % 60_000  # to the minute: batches of one delivery ask the same, and go on (below)
     since = datetime.fromtimestamp(since_ms / 1000, VIETNAM).isoformat(timespec="seconds")
     found: dict[int, int] = {}
-    offset: int | None = 0
+    # a read of the same changes that an earlier batch stopped (its products found, or out of
+    # time) goes on from there: what its pages showed was applied or made pending as read then,
+    # and a product changed since has moved to the end of the changes
+    offset: int | None = work.ctx.catalog.stock_cursor(work.shop, since)
     while offset is not None:
         page = work.ctx.kiotviet.stock_page(work.branch, offset, since=since)
         values = {r.product_id: sellable(i.on_hand, i.reserved) if (i := r.at(work.branch)) else 0 for r in page.items}
@@ -87,8 +91,11 @@ def read_current(entries: Sequence[Pending], work: Work) -> dict[int, int]:
         offset = page.next_offset(offset)
         left = len(wanted - found.keys())
         pages_left = math.ceil((page.total - offset) / PAGE_SIZE) if offset is not None else 0
-        if (not left and not shared) or (left and pages_left > left + work.pending_left) or work.out_of_time():
+        if (not left and not shared) or (left and pages_left > left + work.pending_left):
             break  # nothing more to learn here, or fewer requests to read the rest one by one
+        if work.out_of_time() and left:
+            break  # the batch's time is up and its own products are still to find: the next goes on
+    work.ctx.catalog.save_stock_cursor(work.shop, since, offset)  # where the shop's next batch goes on
     for product_id in sorted(wanted - found.keys()):
         if work.out_of_time():
             break  # the rest are not read: the next batch reads them

@@ -144,3 +144,26 @@ def test_a_batch_whose_stock_reads_take_its_time_leaves_the_rest_to_the_next_bat
     # a batch stops starting reads after BATCH_SECONDS, so no batch runs into RQ's job timeout
     assert max(per_batch) <= BATCH_SECONDS // 15 + 1 and sum(per_batch) == 10, per_batch
     assert failed_changes(services.redis) == [] and services.state.counts(SHOP).get("retrying", 0) == 0
+
+
+def test_a_stock_count_too_long_for_one_batch_goes_on_where_it_stopped(
+    services: Services, work_off: Drain, abaha: FakeAbaha, kiotviet: FakeKiotViet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = SimpleNamespace(now=0.0)
+    monkeypatch.setattr("workers.apply.time", SimpleNamespace(monotonic=lambda: clock.now))
+    page = kiotviet.stock_page
+
+    def slow_page(branch_id: int, offset: int, *, since: str | None = None) -> Any:
+        clock.now += BATCH_SECONDS / 4  # a page of KiotViet's takes a quarter of the batch's time
+        return page(branch_id, offset, since=since)
+
+    monkeypatch.setattr(kiotviet, "stock_page", slow_page)
+    monkeypatch.setattr("workers.drain.BATCH_LIMIT", 100)
+    ids = list(range(6000, 7200))  # a stock count of the whole shop: 1,200 products, 12 pages
+    on_abaha(abaha, *ids)
+    for pid in ids:
+        kiotviet.add_product(pid, inventories=[{"branchId": BRANCH, "onHand": pid % 50, "reserved": 0}])
+    stock_delivery(services, "count", [(pid, 0, 0) for pid in ids])
+    work_off()
+    assert {pid: abaha.products[pid]["stock"] for pid in ids} == {pid: pid % 50 for pid in ids}
+    assert kiotviet.count("stock_page") <= 12 + 2  # each page read about once, not again from the first
