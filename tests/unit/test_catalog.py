@@ -242,15 +242,7 @@ def test_branches_invoices_and_customer_deletes_are_ignored_by_design(
 def test_a_batch_whose_reads_take_its_time_leaves_the_rest_to_the_next_batch(
     services: Services, work_off: Drain, abaha: FakeAbaha, kiotviet: FakeKiotViet, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clock = SimpleNamespace(now=0.0)
-    monkeypatch.setattr("workers.apply.time", SimpleNamespace(monotonic=lambda: clock.now))
-    read = kiotviet.product
-
-    def slow_read(product_id: int) -> Any:
-        clock.now += 15  # each read of KiotViet takes 15 s
-        return read(product_id)
-
-    monkeypatch.setattr(kiotviet, "product", slow_read)
+    slow_product_reads(monkeypatch, kiotviet, seconds=15)
     items = []
     for pid in range(4001, 4011):  # bodies that do not say whether each row is a variant: each is read
         kiotviet.add_product(pid, attributes=[{"attributeName": "MÀU SẮC", "attributeValue": "Đỏ"}])
@@ -268,15 +260,7 @@ def test_a_batch_whose_reads_take_its_time_leaves_the_rest_to_the_next_batch(
 def test_a_batch_whose_price_reads_take_its_time_leaves_the_rest_to_the_next_batch(
     services: Services, work_off: Drain, abaha: FakeAbaha, kiotviet: FakeKiotViet, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clock = SimpleNamespace(now=0.0)
-    monkeypatch.setattr("workers.apply.time", SimpleNamespace(monotonic=lambda: clock.now))
-    read = kiotviet.product
-
-    def slow_read(product_id: int) -> Any:
-        clock.now += 15  # each read of KiotViet takes 15 s
-        return read(product_id)
-
-    monkeypatch.setattr(kiotviet, "product", slow_read)
+    slow_product_reads(monkeypatch, kiotviet, seconds=15)
     kiotviet.books[201] = {"id": 201, "name": "Giá sỉ", "isActive": True, "modifiedDate": stamp()}
     abaha.price_lists[201] = {"name": "Giá sỉ", "active": True}
     ids = list(range(9001, 9011))  # the last of a long book: cheaper read product by product
@@ -292,3 +276,16 @@ def test_a_batch_whose_price_reads_take_its_time_leaves_the_rest_to_the_next_bat
     # a batch stops starting reads after BATCH_SECONDS, so no batch runs into RQ's job timeout
     assert len(reads) == 10 and batches >= 10 / (BATCH_SECONDS // 15 + 1), (reads, batches)
     assert failed_changes(services.redis) == [] and services.state.counts(SHOP).get("retrying", 0) == 0
+
+
+def slow_product_reads(monkeypatch: pytest.MonkeyPatch, kiotviet: FakeKiotViet, seconds: float) -> None:
+    """Each read of a product from KiotViet takes `seconds` of the batch's clock (the deadline's)."""
+    clock = SimpleNamespace(now=0.0)
+    monkeypatch.setattr("workers.apply.time", SimpleNamespace(monotonic=lambda: clock.now))
+    read = kiotviet.product
+
+    def slow_read(product_id: int) -> Any:
+        clock.now += seconds
+        return read(product_id)
+
+    monkeypatch.setattr(kiotviet, "product", slow_read)

@@ -13,6 +13,7 @@ from admin.failed import failed_changes
 from schemas.kiotviet_webhook import normalize_delivery
 from tests.conftest import BRANCH, SHOP
 from tests.fakes import FakeAbaha, FakeKiotViet, stamp
+from tests.unit.test_catalog import slow_product_reads
 from wiring import Services
 from workers.apply import BATCH_SECONDS
 
@@ -123,15 +124,7 @@ def test_a_product_missing_from_the_recent_changes_is_read_by_itself(
 def test_a_batch_whose_stock_reads_take_its_time_leaves_the_rest_to_the_next_batch(
     services: Services, work_off: Drain, abaha: FakeAbaha, kiotviet: FakeKiotViet, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clock = SimpleNamespace(now=0.0)
-    monkeypatch.setattr("workers.apply.time", SimpleNamespace(monotonic=lambda: clock.now))
-    read = kiotviet.product
-
-    def slow_read(product_id: int) -> Any:
-        clock.now += 15  # each read of KiotViet takes 15 s
-        return read(product_id)
-
-    monkeypatch.setattr(kiotviet, "product", slow_read)
+    slow_product_reads(monkeypatch, kiotviet, seconds=15)
     ids = list(range(4001, 4011))
     on_abaha(abaha, *ids)
     for pid in ids:  # stock changed long ago (a late redelivery): no page of recent changes has it
