@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 import redis
@@ -96,11 +97,16 @@ class CatalogStore:
         else:
             self._redis.hset(key, mapping={str(k): v for k, v in values.items()})  # type: ignore[arg-type]
 
-    def stock_cursor(self, shop_id: str, since: str) -> int:
-        """The offset where a read of stock changed since `since` stopped for time (0: none)."""
+    def stock_cursor(self, shop_id: str, since: str) -> tuple[str, int]:
+        """Where to read stock changed since `since`: the read an earlier batch stopped for time,
+        when it asked for changes since then or earlier (a superset: a delivery whose items were
+        taken either side of a minute goes on all the same), else `since` from the start."""
         raw = self._redis.get(keys.shop_key(shop_id, keys.STOCK_CURSOR))
         saved = json.loads(raw) if raw else {}  # type: ignore[arg-type]
-        return int(saved.get("offset", 0)) if saved.get("since") == since else 0
+        earlier = saved.get("since")
+        if earlier and datetime.fromisoformat(earlier) <= datetime.fromisoformat(since):
+            return earlier, int(saved.get("offset", 0))
+        return since, 0
 
     def save_stock_cursor(self, shop_id: str, since: str, offset: int | None) -> None:
         """Where to go on reading stock changed since `since`; None: the read reached the end."""

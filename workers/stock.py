@@ -82,7 +82,8 @@ def read_current(entries: Sequence[Pending], work: Work) -> dict[int, int]:
     # a read of the same changes that an earlier batch stopped (its products found, or out of
     # time) goes on from there: what its pages showed was applied or made pending as read then,
     # and a product changed since has moved to the end of the changes
-    offset: int | None = work.ctx.catalog.stock_cursor(work.shop, since)
+    since, start = work.ctx.catalog.stock_cursor(work.shop, since)
+    offset: int | None = start
     while offset is not None:
         page = work.ctx.kiotviet.stock_page(work.branch, offset, since=since)
         values = {r.product_id: sellable(i.on_hand, i.reserved) if (i := r.at(work.branch)) else 0 for r in page.items}

@@ -7,8 +7,10 @@ from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
+import fakeredis
 import pytest
 
+from adapters.catalog import CatalogStore
 from admin.failed import failed_changes
 from schemas.kiotviet_webhook import normalize_delivery
 from tests.conftest import BRANCH, SHOP
@@ -160,3 +162,18 @@ def test_a_stock_count_too_long_for_one_batch_goes_on_where_it_stopped(
     work_off()
     assert {pid: abaha.products[pid]["stock"] for pid in ids} == {pid: pid % 50 for pid in ids}
     assert kiotviet.count("stock_page") <= 12 + 2  # each page read about once, not again from the first
+
+
+def test_a_read_stopped_for_time_goes_on_for_a_later_since_not_an_earlier_one() -> None:
+    """A delivery taken in either side of a minute asks for changes since two minutes: the later
+    batch goes on with the earlier read (a superset of its changes), not from the first page."""
+    catalog = CatalogStore(fakeredis.FakeRedis())
+    first, later, earlier = "2026-12-01T08:00:00+07:00", "2026-12-01T08:01:00+07:00", "2026-12-01T07:59:00+07:00"
+    assert catalog.stock_cursor("shop-42", first) == (first, 0)
+    catalog.save_stock_cursor("shop-42", first, 300)
+    assert catalog.stock_cursor("shop-42", first) == (first, 300)
+    assert catalog.stock_cursor("shop-42", later) == (first, 300)
+    assert catalog.stock_cursor("shop-42", earlier) == (earlier, 0)  # the saved read misses what came before it
+    assert catalog.stock_cursor("shop-43", first) == (first, 0)
+    catalog.save_stock_cursor("shop-42", first, None)
+    assert catalog.stock_cursor("shop-42", later) == (later, 0)
