@@ -107,13 +107,18 @@ def to_micros(iso: str) -> int:
     return (moment - EPOCH) // timedelta(microseconds=1)
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
 def plain_json(value: Any) -> Any:
     """Tuples as lists and dataclasses as dicts (what `dataclasses.asdict` gives, without its
     deep copy of every value), so an event equals itself after a trip through JSON."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: plain_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if type(value) in _SCALARS:  # most values: answered before the costlier checks
+        return value
     if isinstance(value, dict):
         return {k: plain_json(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [plain_json(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
     return value

@@ -4,10 +4,20 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from marshmallow import ValidationError
 
-from schemas.events import EventSchema, to_micros
-from schemas.kiotviet import parse_kiotviet_datetime
-from schemas.kiotviet_webhook import WEBHOOK_TYPES, DeliveryRejected, Normalized, normalize_delivery, webhook_type
+from schemas.events import EventSchema, plain_json, to_micros
+from schemas.kiotviet import StockSchema, lower_keys, parse_kiotviet_datetime
+from schemas.kiotviet_webhook import (
+    WEBHOOK_TYPES,
+    DeliveryRejected,
+    Normalized,
+    normalize_delivery,
+    plain_stock_item,
+    webhook_type,
+)
 from tests.helpers import sample
 
 RECEIVED = "2026-11-30T08:00:00.000000+00:00"
@@ -149,3 +159,48 @@ def test_odd_items_become_problems_and_the_others_still_go() -> None:
     result = normalize_delivery(b"", body, "shop", RECEIVED)
     assert [(e.type, e.entity_id) for e in result.events] == [("product.delete", "6"), ("product.update", "8")]
     assert len(result.problems) == 3
+
+
+# stock.update items as KiotViet sends them, and every odd value the schema must judge instead
+ODD_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**60), 2**60), st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=6), st.sampled_from(["12", "2026-11-30T08:00:00", 2**70, -0.0]),
+    st.lists(st.integers(), max_size=2),
+)  # fmt: skip
+NUMBERS = st.one_of(st.integers(-(2**60), 2**60), st.floats(allow_nan=True, allow_infinity=True), ODD_VALUES)
+STOCK_ITEMS = st.fixed_dictionaries(
+    {"ProductId": st.one_of(st.integers(1, 2**40), ODD_VALUES), "BranchId": st.integers(1, 99)},
+    optional={"OnHand": NUMBERS, "Reserved": NUMBERS, "ProductCode": st.one_of(st.text(max_size=8), ODD_VALUES),
+              "ModifiedDate": ODD_VALUES, "__type": st.just("Stock"), "Other": ODD_VALUES},
+).flatmap(lambda item: st.dictionaries(st.sampled_from(["productid", "onhand", "Id", "BRANCHID"]), ODD_VALUES,
+                                       max_size=1).map(lambda extra: {**item, **extra}))  # fmt: skip
+
+
+def schema_stock_item(item: Any) -> dict[str, Any] | None:
+    """What the marshmallow schema makes of a stock item (None: it refuses it)."""
+    try:
+        return plain_json(StockSchema().load(lower_keys(item)))  # type: ignore[no-any-return]
+    except (ValidationError, ValueError, TypeError, OverflowError):
+        return None
+
+
+@settings(max_examples=300, deadline=None)
+@given(STOCK_ITEMS)
+def test_plain_stock_items_are_read_as_the_schema_reads_them(item: dict[str, Any]) -> None:
+    quick = plain_stock_item(item)
+    if quick is not None:  # the same, to the JSON it becomes (5.0, not 5)
+        assert json.dumps(quick) == json.dumps(schema_stock_item(item))
+
+
+def test_the_stock_items_kiotviet_sends_are_read_without_the_schema() -> None:
+    items = [{"ProductId": 3001, "BranchId": 11, "OnHand": 5, "Reserved": 2},
+             {"productId": 3002, "branchId": 11, "onHand": 7.5, "reserved": None, "productCode": "SP2"},
+             {"ProductId": 3003, "BranchId": 12, "OnHand": -0.0, "ModifiedDate": None, "__type": "Stock"}]  # fmt: skip
+    for item in items:
+        assert plain_stock_item(item) is not None
+        assert json.dumps(plain_stock_item(item)) == json.dumps(schema_stock_item(item))
+    event = normalize({"Id": "d1", "Notifications": [{"Action": "stock.update", "Data": items}]}).events[1]
+    assert (event.entity_id, event.data["on_hand"], event.data["reserved"]) == ("3002:11", 7.5, 0.0)
+    # a dated item, a text id: the schema's to judge
+    assert plain_stock_item({"ProductId": 1, "BranchId": 11, "ModifiedDate": "2026-11-30T08:00:00"}) is None
+    assert plain_stock_item({"ProductId": "1", "BranchId": 11}) is None
