@@ -24,6 +24,7 @@ from adapters import keys
 from schemas.changes import Change, Mode
 from schemas.events import Event, EventSchema, to_micros
 
+SEPARATOR = "\x1f"  # between the parts of a change in the ingest script's arguments
 CHUNK = 200  # events per ingest script: about a millisecond of Redis time
 CLAIM_SECONDS = 30 * 24 * 3600
 DRAIN_FLAG_SECONDS = 300  # a queued drain older than this is assumed lost and queued again
@@ -142,8 +143,7 @@ class PendingStore:
         for start in range(0, len(changes), CHUNK):
             args: list[Any] = [shop_id, CLAIM_SECONDS, DRAIN_FLAG_SECONDS]
             for change in changes[start : start + CHUNK]:
-                args += [change.event.id, change.entity, change.mode.value, change.order, change.fingerprint,
-                         json.dumps(change.event.to_json(), ensure_ascii=False)]  # fmt: skip
+                args += [_joined(change), json.dumps(change.event.to_json(), ensure_ascii=False)]
             answer = self._scripts["ingest"](keys=[keys.shop_prefix(shop_id), keys.READY], args=args)
             totals = [a + int(b) for a, b in zip(totals, answer, strict=True)]
         new, coalesced, stale, duplicate, drain = totals
@@ -245,6 +245,14 @@ class PendingStore:
 
     def _keys(self, shop_id: str) -> list[str]:
         return [keys.shop_prefix(shop_id), keys.READY, keys.LEASES]
+
+
+def _joined(change: Change) -> str:
+    """A change's id, entity, mode, order and fingerprint as one script argument."""
+    parts = (change.event.id, change.entity, change.mode.value, str(change.order), change.fingerprint)
+    if any(SEPARATOR in part for part in parts):
+        raise ValueError(f"a change's id or entity holds the separator: {change.entity[:80]!r}")
+    return SEPARATOR.join(parts)
 
 
 def _text(value: Any) -> str:

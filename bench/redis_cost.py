@@ -174,7 +174,7 @@ def redis_benchmark(requests_per_test: int) -> dict[str, Any]:
             plain = subprocess.run([*base, "-t", BENCH_COMMANDS], capture_output=True, text=True, check=True).stdout
             memory_before = int(client.info("memory")["used_memory"])
             ingest = subprocess.run([*base, "EVALSHA", sha, "2", "sync:{bench}:", "sync:ready", "bench", "2592000",
-                                     "300", "ev:__rand_int__", "product:__rand_int__", "s", "-", "",
+                                     "300", "\x1f".join(("ev:__rand_int__", "product:__rand_int__", "s", "0", "")),
                                      event], capture_output=True, text=True, check=True).stdout  # fmt: skip
             version = client.info("server")["redis_version"]
             claims = sum(1 for _ in client.scan_iter(match="sync:{bench}:claim:*", count=10_000))

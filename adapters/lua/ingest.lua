@@ -1,7 +1,8 @@
 -- Accept a chunk of one shop's events: claim each event id once, drop what is older than what
 -- was applied (or a repeat of it), coalesce the rest into one pending record per entity.
--- KEYS: prefix, ready zset.  ARGV: shop, claim ttl (s), drain flag ttl (s), then groups of six:
--- event id, entity, mode, order, fingerprint, event JSON.
+-- KEYS: prefix, ready zset.  ARGV: shop, claim ttl (s), drain flag ttl (s), then pairs: the
+-- event id, entity, mode, order and fingerprint joined by the unit separator (\31), and the
+-- event JSON (one argument instead of five: a 16,000-item delivery is packed in half the time).
 -- Answers {new, coalesced, stale, duplicate, drain_needed}.
 local prefix, ready = KEYS[1], KEYS[2]
 local shop, claim_ttl, drain_ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -12,8 +13,9 @@ local function tally(entity, outcome)
   local field = string.match(entity, '^([^:]*)') .. '|' .. outcome
   by_kind[field] = (by_kind[field] or 0) + 1
 end
-for i = 4, #ARGV, 6 do
-  local id, entity, mode, order, fp, event = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
+for i = 4, #ARGV, 2 do
+  local id, entity, mode, order, fp = string.match(ARGV[i], '^([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)$')
+  local event = ARGV[i + 1]
   if not redis.call('SET', prefix .. 'claim:' .. id, now, 'NX', 'EX', claim_ttl) then
     duplicate = duplicate + 1
     tally(entity, 'duplicate')
