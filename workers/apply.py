@@ -26,6 +26,10 @@ log = structlog.get_logger(__name__)
 
 
 BATCH_SECONDS = 40  # a batch stops starting new entities after this (RQ stops a job at 100 s)
+# reads of KiotViet that serve a batch of many entities (a stock count, a storm) stop after this
+# once the batch has something to show: the rest of the read goes on in the shop's next batch,
+# queued behind other shops' (one shop's storm does not hold a worker for seconds)
+SLICE_SECONDS = 1.0
 
 
 class Postponed(TransientError):
@@ -50,9 +54,13 @@ class Work:
     repair: bool = False  # a full sync rewrites what is already at the same version
     pending_left: int = 0  # entities of the shop still pending after this batch was taken
     deadline: float = field(default_factory=lambda: time.monotonic() + BATCH_SECONDS)
+    slice_end: float = field(default_factory=lambda: time.monotonic() + SLICE_SECONDS)
 
     def out_of_time(self) -> bool:
         return time.monotonic() > self.deadline
+
+    def slice_over(self) -> bool:
+        return time.monotonic() > self.slice_end
 
     follow_ups: list[Change] = field(default_factory=list)  # changes the batch found to make
 

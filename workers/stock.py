@@ -84,6 +84,7 @@ def read_current(entries: Sequence[Pending], work: Work) -> dict[int, int]:
     # and a product changed since has moved to the end of the changes
     since, start = work.ctx.catalog.stock_cursor(work.shop, since)
     offset: int | None = start
+    stopped = False  # the read stopped for time: the next batch goes on with it
     while offset is not None:
         page = work.ctx.kiotviet.stock_page(work.branch, offset, since=since)
         values = {r.product_id: sellable(i.on_hand, i.reserved) if (i := r.at(work.branch)) else 0 for r in page.items}
@@ -94,11 +95,14 @@ def read_current(entries: Sequence[Pending], work: Work) -> dict[int, int]:
         pages_left = math.ceil((page.total - offset) / PAGE_SIZE) if offset is not None else 0
         if (not left and not shared) or (left and pages_left > left + work.pending_left):
             break  # nothing more to learn here, or fewer requests to read the rest one by one
-        if work.out_of_time() and left:
-            break  # the batch's time is up and its own products are still to find: the next goes on
+        # its slice is over and the batch has products to write (or the batch's time is up):
+        # the read goes on in the shop's next batch, behind other shops'
+        if (work.slice_over() and (found or not left)) or (work.out_of_time() and left):
+            stopped = offset is not None and bool(left)
+            break
     work.ctx.catalog.save_stock_cursor(work.shop, since, offset)  # where the shop's next batch goes on
-    for product_id in sorted(wanted - found.keys()):
-        if work.out_of_time():
+    for product_id in [] if stopped else sorted(wanted - found.keys()):
+        if work.out_of_time() or (work.slice_over() and found):
             break  # the rest are not read: the next batch reads them
         product = work.ctx.kiotviet.product(product_id)
         inventory = product.inventory_at(work.branch) if product else None

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
 import fakeredis
 import pytest
+import structlog
 
 from adapters.catalog import CatalogStore
 from admin.failed import failed_changes
@@ -17,7 +19,7 @@ from tests.conftest import BRANCH, SHOP
 from tests.fakes import FakeAbaha, FakeKiotViet, stamp
 from tests.unit.test_catalog import slow_product_reads
 from wiring import Services
-from workers.apply import BATCH_SECONDS
+from workers.apply import BATCH_SECONDS, SLICE_SECONDS
 
 Drain = Callable[[], int]
 
@@ -177,3 +179,31 @@ def test_a_read_stopped_for_time_goes_on_for_a_later_since_not_an_earlier_one() 
     assert catalog.stock_cursor("shop-43", first) == (first, 0)
     catalog.save_stock_cursor("shop-42", first, None)
     assert catalog.stock_cursor("shop-42", later) == (later, 0)
+
+
+def test_a_stock_count_gives_up_its_worker_after_each_slice_of_reading(
+    services: Services, work_off: Drain, abaha: FakeAbaha, kiotviet: FakeKiotViet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shop's stock count of 1,200 products is read a slice at a time, one batch a slice, each
+    batch queued behind other shops' (fairness): no batch reads for seconds, the read goes on
+    where the last batch stopped, and every value arrives."""
+    clock = SimpleNamespace(now=0.0)
+    monkeypatch.setattr("workers.apply.time", SimpleNamespace(monotonic=lambda: clock.now))
+    page = kiotviet.stock_page
+    pages_of: Counter[str] = Counter()
+
+    def slow_page(branch_id: int, offset: int, *, since: str | None = None) -> Any:
+        clock.now += SLICE_SECONDS / 2  # a page of KiotViet's takes half a slice
+        pages_of[structlog.contextvars.get_contextvars()["batch_id"]] += 1
+        return page(branch_id, offset, since=since)
+
+    monkeypatch.setattr(kiotviet, "stock_page", slow_page)
+    ids = list(range(6000, 7200))
+    on_abaha(abaha, *ids)
+    for pid in ids:
+        kiotviet.add_product(pid, inventories=[{"branchId": BRANCH, "onHand": pid % 50, "reserved": 0}])
+    stock_delivery(services, "count", [(pid, 0, 0) for pid in ids])
+    work_off()
+    assert {pid: abaha.products[pid]["stock"] for pid in ids} == {pid: pid % 50 for pid in ids}
+    assert max(pages_of.values()) <= 3, pages_of  # a slice, and the page that ended it
+    assert sum(pages_of.values()) <= 12 + 2  # each page read about once, not again from the first
