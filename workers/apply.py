@@ -29,7 +29,7 @@ BATCH_SECONDS = 40  # a batch stops starting new entities after this (RQ stops a
 # reads of KiotViet that serve a batch of many entities (a stock count, a storm) stop after this
 # once the batch has something to show: the rest of the read goes on in the shop's next batch,
 # queued behind other shops' (one shop's storm does not hold a worker for seconds)
-SLICE_SECONDS = 1.0
+SLICE_SECONDS = 0.25
 
 
 class Postponed(TransientError):
