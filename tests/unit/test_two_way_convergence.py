@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import fakeredis
+import fakeredis.commands_mixins.server_mixin as fake_server
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -60,11 +61,18 @@ class Crash(BaseException):
 
 
 class Clock:
+    """Real time moved forward by the model: the service's clock, both fakes' and Redis's TIME
+    (leases, versions of reads, what is pending since when) read this one, as in production they
+    read clocks that agree."""
+
     def __init__(self) -> None:
         self.offset = timedelta(0)
 
     def now(self) -> datetime:
         return datetime.now(UTC) + self.offset
+
+    def time(self) -> float:
+        return self.now().timestamp()
 
 
 def phone_as_written(person: int, plus: bool) -> str:
@@ -89,7 +97,8 @@ class TwoWay(RuleBasedStateMachine):
             self.monkeypatch.setattr(f"{module}.process_services", lambda: self.services)
             self.monkeypatch.setattr(f"{module}.shop_context", self.context)
         self.monkeypatch.setattr(clock, "now", self.clock.now)
-        self.monkeypatch.setattr(drain, "LEASE_MS", 1)  # a dead worker's lease is over by the next drain
+        self.monkeypatch.setattr(fake_server, "time", self.clock)  # Redis's TIME (not its keys' expiry)
+        self.died = False  # a worker died: its lease runs out before the next drain (see `disarm`)
         self.in_flight: list[tuple[str, dict[str, Any]]] = []
         self.abaha_ids: dict[int, int] = {}  # person → their Abaha customer (made on the website)
         self.kiotviet_ids: dict[int, int] = {}  # person → their KiotViet customer (made at the counter)
@@ -185,6 +194,7 @@ class TwoWay(RuleBasedStateMachine):
                 real(name, detail)
                 countdown["left"] -= 1
                 if countdown["left"] == 0:
+                    self.died = True
                     raise Crash(f"died after {name}")
 
             fake.call = call  # type: ignore[method-assign]
@@ -239,11 +249,18 @@ class TwoWay(RuleBasedStateMachine):
         """Workers run what is queued (and, time having passed, what was scheduled for later)."""
         for queue in [event_queue(self.services.redis, name) for name in QUEUES]:
             scheduled = ScheduledJobRegistry(queue=queue)  # type: ignore[no-untyped-call]
-            for job_id in scheduled.get_job_ids():
+            # RQ scores a scheduled job by its second: jobs of one second would come in the order
+            # of their random ids. They come in the order they were scheduled in instead.
+            due = []
+            rows: list[tuple[bytes, float]] = self.services.redis.zrange(scheduled.key, 0, -1, withscores=True)  # type: ignore[assignment]
+            for raw_id, second in rows:
+                job_id = raw_id.decode()
                 job = queue.fetch_job(job_id)
                 scheduled.remove(job_id)
                 if job is not None:
-                    queue.enqueue_job(job)
+                    due.append((second, job.ended_at or job.created_at, job))
+            for _, _, job in sorted(due, key=lambda d: (d[0], d[1])):
+                queue.enqueue_job(job)
         queues = [event_queue(self.services.redis, name) for name in QUEUES]
         worker = SimpleWorker(queues, connection=self.services.redis, serializer=JSONSerializer,
                               exception_handlers=[failure_policy])  # fmt: skip
@@ -258,6 +275,9 @@ class TwoWay(RuleBasedStateMachine):
     def disarm(self) -> None:
         for fake in (self.kiotviet, self.abaha):
             fake.__dict__.pop("call", None)
+        if self.died:  # what a dead worker held is free once its lease runs out (a live one's does not)
+            self.clock.offset += timedelta(milliseconds=drain.LEASE_MS + 1)
+            self.died = False
 
     def echo_writes(self) -> None:
         """Each side tells the service of the writes it made there, as their webhooks do."""
