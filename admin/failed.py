@@ -84,17 +84,21 @@ def _exc_string(job: Job) -> str:
 
 def requeue_failed(redis_client: redis.Redis, shop_id: str | None = None, kind: str | None = None,
                    job_id: str | None = None, queue: str | None = None) -> list[str]:  # fmt: skip
-    """Put matching failed jobs back on their queue, each with its whole retry schedule."""
+    """Put matching failed jobs back on their queue, each with its whole retry schedule, in the
+    order they failed (the registry's order is by the second they expire at, then by job id)."""
     requeued: list[str] = []
     for name in [q for q in QUEUES if queue in (None, q)]:
         registry = event_queue(redis_client, name).failed_job_registry
+        jobs: list[Job] = []
         for found in registry.get_job_ids():
             if job_id not in (None, found):
                 continue
             try:
-                job = Job.fetch(found, connection=redis_client, serializer=JSONSerializer)
+                jobs.append(Job.fetch(found, connection=redis_client, serializer=JSONSerializer))
             except NoSuchJobError:
                 continue  # expired meanwhile
+        for job in sorted(jobs, key=lambda j: j.ended_at or j.created_at):
+            found = job.id
             shop, job_kind = describe(job)
             if shop_id not in (None, shop) or kind not in (None, job_kind) or job.func_name == DRAIN_SHOP:
                 continue

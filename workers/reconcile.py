@@ -17,12 +17,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 
-from adapters import keys
+from adapters import clock, keys
 from adapters.budget import BACKGROUND
 from adapters.errors import SyncError
 from adapters.inbox import SYNC_QUEUE, event_queue
@@ -133,8 +133,8 @@ def pull(services: Services, ctx: ShopContext, name: str, read: Reader) -> int:
     page; then move the watermark. Answers how many changes were new."""
     marks, shop = Watermarks(services.redis), ctx.connection.shop_id
     checkpoint = marks.checkpoint(shop, name) or {
-        "since": marks.get(shop, name) or ctx.connection.saved_at or iso_utc(datetime.now(UTC) - MARGIN),
-        "started": iso_utc(datetime.now(UTC)),
+        "since": marks.get(shop, name) or ctx.connection.saved_at or iso_utc(clock.now() - MARGIN),
+        "started": iso_utc(clock.now()),
     }
     checkpoint.setdefault("boundary", checkpoint["since"])
     new = 0
@@ -184,7 +184,7 @@ def _moment(text: str) -> datetime:
 
 
 def _kiotviet_change(ctx: ShopContext, kind: str, entity: str, item: Any, version: str | None) -> Change:
-    shop, received = ctx.connection.shop_id, iso_utc(datetime.now(UTC))
+    shop, received = ctx.connection.shop_id, iso_utc(clock.now())
     data = plain_json(asdict(item))
     event = Event(
         id=event_id("reconcile", shop, entity, version),
@@ -200,7 +200,7 @@ def _kiotviet_change(ctx: ShopContext, kind: str, entity: str, item: Any, versio
 
 
 def _removed(ctx: ShopContext, kind: str, ids: tuple[int, ...]) -> list[Change]:
-    shop, received = ctx.connection.shop_id, iso_utc(datetime.now(UTC))
+    shop, received = ctx.connection.shop_id, iso_utc(clock.now())
     events = [Event(id=event_id("reconcile", shop, kind, i, received), source="kiotviet", type=kind, shop_id=shop,
                     entity_id=str(i), version=received, received_at=received, data={"id": i}) for i in ids]  # fmt: skip
     return [c for c in (change_of(e) for e in events) if c is not None]
@@ -229,7 +229,7 @@ def read_stock(ctx: ShopContext, checkpoint: dict[str, Any]) -> Iterator[tuple[l
         return ctx.kiotviet.stock_page(branch, offset, since=since)
 
     for rows, position in keyset(ctx, fetch, lambda r: (r.modified_date, r.product_id), checkpoint):
-        read_ms = int(datetime.now(UTC).timestamp() * 1000)
+        read_ms = int(clock.now().timestamp() * 1000)
         known = ctx.catalog.stock_values(shop, [r.product_id for r in rows])
         waiting = ctx.pending.which_pending(shop, [f"stock:{r.product_id}" for r in rows])
         values = {r.product_id: sellable(i.on_hand, i.reserved) for r in rows if (i := r.at(branch)) is not None}
@@ -273,7 +273,7 @@ def read_kiotviet_orders(ctx: ShopContext, checkpoint: dict[str, Any]) -> Iterat
 
 
 def _abaha_changes(ctx: ShopContext, kind: str, items: list[Any]) -> list[Change]:
-    shop, received = ctx.connection.shop_id, iso_utc(datetime.now(UTC))
+    shop, received = ctx.connection.shop_id, iso_utc(clock.now())
     events = [Event(id=event_id("reconcile", shop, kind, i.id, i.updated_at), source="abaha", type=kind, shop_id=shop,
                     entity_id=str(i.id), version=i.updated_at or received, received_at=received,
                     data=plain_json(asdict(i))) for i in items]  # fmt: skip
@@ -319,7 +319,7 @@ def read_prices(ctx: ShopContext, checkpoint: dict[str, Any]) -> Iterator[tuple[
     webhook's delete. KiotViet says nothing of price changes by time, so this is a whole pass."""
     book_index = checkpoint.get("book")
     last = parse_kiotviet_datetime(checkpoint["since"])
-    if book_index is None and datetime.now(UTC) - last < PRICE_PULL_EVERY:
+    if book_index is None and clock.now() - last < PRICE_PULL_EVERY:
         return
     books = ctx.kiotviet.price_books()
     if book_index is None:
@@ -330,7 +330,7 @@ def read_prices(ctx: ShopContext, checkpoint: dict[str, Any]) -> Iterator[tuple[
         seen: list[int] = list(checkpoint.get("seen") or []) if index == book_index else []
         following: int | None = offset
         while following is not None:
-            read_ms = int(datetime.now(UTC).timestamp() * 1000)
+            read_ms = int(clock.now().timestamp() * 1000)
             page = ctx.kiotviet.prices_page(book, following)
             seen += [p.product_id for p in page.items]
             following = page.next_offset(following)
@@ -367,7 +367,7 @@ def price_changes(ctx: ShopContext, book: int, prices: Any, read_ms: int) -> lis
 
 def removed_prices(ctx: ShopContext, book: int, seen: set[int]) -> list[Change]:
     """Prices applied to this book that KiotViet's book no longer has: checked, like a delete."""
-    shop, received = ctx.connection.shop_id, iso_utc(datetime.now(UTC))
+    shop, received = ctx.connection.shop_id, iso_utc(clock.now())
     known = ctx.pending.applied_ids(shop, "price", prefix=f"{book}:")
     waiting = {e.split(":", 1)[1] for e in ctx.pending.pending_ids(shop, prefix=f"price:{book}:")}
     gone = [i for i in known | waiting if int(i.split(":")[1]) not in seen]
