@@ -126,7 +126,8 @@ def put_products(writes: Sequence[Write], work: Work, records: dict[int, RowReco
     bases = {link.base_id for link in links.values() if link.base_id}
     base_records = ctx.catalog.records(shop, bases)
     stock = ctx.catalog.stock_values(shop, [w.product.id for w in writes] + list(bases))
-    weak_stock = {w.product.id: base_stock(w, work) for w in writes
+    to_confirm: list[int] = []  # stock taken from the body, to be read once the product is written
+    weak_stock = {w.product.id: base_stock(w, work, to_confirm) for w in writes
                   if links[w.product.id].base_id is None and w.product.id not in stock}  # fmt: skip
     stock.update(weak_stock)  # a unit row written with its base row takes the base's new stock
     bodies, unit_stock = [], {}
@@ -150,6 +151,9 @@ def put_products(writes: Sequence[Write], work: Work, records: dict[int, RowReco
         else:
             message = f"Abaha refused product {write.product.code} ({write.product.id}): {answer.error}"
             results[write.entry.entity] = Result(Outcome.FAILED, error=AbahaRejected(message, 422, "refused"))
+    # a refused product's stock is not read: Abaha has no such product, and the read's write would
+    # only ask for the product again (a second failure of the same refusal for the operator)
+    work.follow_ups += [stock_signal(work, pid) for pid in to_confirm if pid in saved]
     ctx.catalog.save_stock_values(shop, {k: v for k, v in weak_stock.items() if k in saved}, only_new=True)
     ctx.catalog.save_stock_values(shop, {k: v for k, v in unit_stock.items() if k in saved})
     ctx.catalog.save_records(shop, saved, records)
@@ -157,12 +161,12 @@ def put_products(writes: Sequence[Write], work: Work, records: dict[int, RowReco
     return results
 
 
-def base_stock(write: Write, work: Work) -> int:
+def base_stock(write: Write, work: Work, to_confirm: list[int]) -> int:
     """A base row's stock when none was written yet: the body's own for the branch, until a read
     of the stock itself confirms it (a body read just now is such a read)."""
     inventory = write.product.inventory_at(work.branch)
     if not write.was_read or inventory is None:
-        work.follow_ups.append(stock_signal(work, write.product.id))
+        to_confirm.append(write.product.id)
     return sellable(inventory.on_hand, inventory.reserved) if inventory else 0
 
 

@@ -166,6 +166,10 @@ def test_abaha_refusing_one_product_fails_that_product_alone(
     (failed,) = failed_changes(services.redis, SHOP)  # a job of its own, replayable alone
     assert (failed.kind, failed.entity_id) == ("product.update", "3002")
     assert failed.message.startswith("Abaha refused product SP000124 (3002)")
+    # the written product's stock is read to confirm the body's; the refused one's is not (its
+    # write would ask Abaha for the product again: a second failure of one refusal)
+    applied = services.pending.applied(SHOP, "stock", ["3001", "3002"])
+    assert applied["3001"] is not None and applied["3002"] is None, applied
 
 
 def test_a_failed_change_is_listed_and_replayed_alone_through_the_admin_api(
