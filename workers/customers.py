@@ -283,12 +283,40 @@ def marker(abaha_id: int) -> str:
 
 
 def link_on_abaha(customer: AbahaCustomer, kv_id: int, ctx: ShopContext) -> None:
-    body = present({"abaha_id": customer.id, "name": customer.name, "phone": customer.phone, "email": customer.email,
+    """Link the Abaha customer to its KiotViet one without undoing an edit made on Abaha since the
+    change: one that carries the link already is not written (the change came from there); else
+    the link is written with the content Abaha holds now when that is a newer edit, not ours (its
+    own event brings it to KiotViet), and with the change's content otherwise."""
+    shop = ctx.connection.shop_id
+    if customer.kv_id != kv_id:
+        held = newer_edit_on_abaha(customer, ctx)
+        if held is not None:
+            ctx.abaha.put_customer(kv_id, abaha_body(held))  # not ours: its event must not be taken for an echo
+        else:
+            with ctx.links.writing(shop, ABAHA, customer.id, abaha_fingerprint(customer)):
+                ctx.abaha.put_customer(kv_id, abaha_body(customer))
+    ctx.links.link_customer(shop, kv_id, customer.id)
+
+
+def newer_edit_on_abaha(customer: AbahaCustomer, ctx: ShopContext) -> AbahaCustomer | None:
+    """The customer as Abaha holds it, when that is an edit made after this change and not by us."""
+    if not customer.phone:
+        return None
+    held = next((c for c in ctx.abaha.customers_by_phone(customer.phone) if c.id == customer.id), None)
+    if held is None or to_second(held.updated_at) < to_second(customer.updated_at):
+        return None
+    content = abaha_fingerprint(held)
+    if content == abaha_fingerprint(customer):
+        return None
+    if ctx.links.is_own_echo(ctx.connection.shop_id, ABAHA, customer.id, content, to_second(held.updated_at)):
+        return None
+    return held
+
+
+def abaha_body(customer: AbahaCustomer) -> dict[str, Any]:
+    return present({"abaha_id": customer.id, "name": customer.name, "phone": customer.phone, "email": customer.email,
                     "gender": customer.gender, "birth_date": customer.birth_date, "address": customer.address,
                     "source_modified_at": customer.updated_at})  # fmt: skip
-    with ctx.links.writing(ctx.connection.shop_id, ABAHA, customer.id, abaha_fingerprint(customer)):
-        ctx.abaha.put_customer(kv_id, body)
-    ctx.links.link_customer(ctx.connection.shop_id, kv_id, customer.id)
 
 
 def kiotviet_customer_body(customer: AbahaCustomer, ctx: ShopContext) -> dict[str, Any]:
