@@ -62,17 +62,29 @@ def apply_kiotviet_customer(event: Event, ctx: ShopContext) -> Outcome:
     if is_echo(ctx, KIOTVIET, customer.id, content, event.version_second):
         return Outcome.ECHO
 
+    shop = ctx.connection.shop_id
+
     def write() -> None:
+        # the guard orders the two sides to the second (Abaha's whole seconds); KiotViet's own
+        # times order its changes exactly, so an earlier KiotViet edit of that second is stale
+        applied = ctx.links.kiotviet_applied(shop, customer.id)
+        if applied is not None and applied > event.version_micros:
+            raise NewerApplied(f"KiotViet customer {customer.id} has a later KiotViet edit applied")
         write_customer_to_abaha(customer, group_ids(customer, ctx), ctx, event.version_second)
+        ctx.links.record_kiotviet_applied(shop, customer.id, event.version_micros)
 
     try:
         return guarded(ctx, "customer", str(customer.id), event.version_second, content, write)
-    except NewerOnTheOtherSide as newer:
+    except NewerApplied as newer:
         log.info("change.stale", kind="customer", entity_id=str(customer.id), why=str(newer))
         return Outcome.STALE
 
 
-class NewerOnTheOtherSide(Exception):
+class NewerApplied(Exception):
+    """The customer holds, or is about to receive, an edit newer than this change: nothing to write."""
+
+
+class NewerOnTheOtherSide(NewerApplied):
     """The other side holds an edit of the customer newer than this change (its event is on its
     way, and will win there)."""
 
@@ -193,7 +205,7 @@ def apply_abaha_customer(event: Event, ctx: ShopContext) -> Outcome:
 
         try:
             return guarded(ctx, "customer", str(kv), version, content, write)
-        except NewerOnTheOtherSide as newer:
+        except NewerApplied as newer:
             log.info("change.stale", kind="customer", entity_id=str(kv), why=str(newer))
             return Outcome.STALE
 

@@ -326,6 +326,19 @@ def test_a_retried_abaha_edit_of_the_same_second_ends_as_abaha_holds_the_custome
     assert kiotviet.customers[kv_id]["name"] == "Bình B"
 
 
+def test_the_earlier_of_two_kiotviet_edits_in_one_second_applied_last_is_stale(
+    ctx: ShopContext, abaha: FakeAbaha
+) -> None:
+    # KiotViet stamps to the microsecond: the later edit is applied first, the earlier one comes
+    # after it (before the first one's version was recorded at ingest), within the same second
+    first = kiotviet_event(Name="Nguyễn Văn A", ModifiedDate="2026-11-30T09:00:00.7082660+07:00")
+    then = kiotviet_event(Name="Nguyễn Văn B", ModifiedDate="2026-11-30T09:00:00.7363340+07:00")
+    assert apply_kiotviet_customer(then, ctx) == Outcome.APPLIED
+    assert apply_kiotviet_customer(first, ctx) == Outcome.STALE
+    (customer,) = [c for c in abaha.customers.values() if c.get("kv_id") == 7001]
+    assert customer["name"] == "Nguyễn Văn B"
+
+
 def test_a_shopper_edit_made_while_their_new_account_waited_is_not_overwritten_by_the_link(
     services: Services, work_off: Callable[[], int], abaha: FakeAbaha, kiotviet: FakeKiotViet,
     monkeypatch: pytest.MonkeyPatch,
