@@ -148,6 +148,14 @@ class LinkStore:
         ours: list[list[Any]] = json.loads(raw) if raw else []  # type: ignore[arg-type]
         return any(fp == fingerprint and version <= int(second) + ECHO_CLOCK_SLACK_US for fp, second in ours)
 
+    def kiotviet_applied(self, shop_id: str, kv_id: int) -> int | None:
+        """KiotViet's own time (micros) of the newest KiotViet change of this customer applied."""
+        raw = self._redis.hget(self._key(shop_id, "content"), f"kiotviet:{kv_id}:applied")
+        return int(raw) if raw else None  # type: ignore[arg-type]
+
+    def record_kiotviet_applied(self, shop_id: str, kv_id: int, modified: int) -> None:
+        self._redis.hset(self._key(shop_id, "content"), f"kiotviet:{kv_id}:applied", str(modified))
+
     def has_content(self, shop_id: str, side: str, entity_id: int, fingerprint: str) -> bool:
         """True when a change reported by `side` carries what we already know is there: our
         own write echoing back, or the same content pulled again. A real edit differs."""

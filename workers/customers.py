@@ -62,17 +62,29 @@ def apply_kiotviet_customer(event: Event, ctx: ShopContext) -> Outcome:
     if is_echo(ctx, KIOTVIET, customer.id, content, event.version_second):
         return Outcome.ECHO
 
+    shop = ctx.connection.shop_id
+
     def write() -> None:
+        # the guard orders the two sides to the second (Abaha's whole seconds); KiotViet's own
+        # times order its changes exactly, so an earlier KiotViet edit of that second is stale
+        applied = ctx.links.kiotviet_applied(shop, customer.id)
+        if applied is not None and applied > event.version_micros:
+            raise NewerApplied(f"KiotViet customer {customer.id} has a later KiotViet edit applied")
         write_customer_to_abaha(customer, group_ids(customer, ctx), ctx, event.version_second)
+        ctx.links.record_kiotviet_applied(shop, customer.id, event.version_micros)
 
     try:
         return guarded(ctx, "customer", str(customer.id), event.version_second, content, write)
-    except NewerOnTheOtherSide as newer:
+    except NewerApplied as newer:
         log.info("change.stale", kind="customer", entity_id=str(customer.id), why=str(newer))
         return Outcome.STALE
 
 
-class NewerOnTheOtherSide(Exception):
+class NewerApplied(Exception):
+    """The customer holds, or is about to receive, an edit newer than this change: nothing to write."""
+
+
+class NewerOnTheOtherSide(NewerApplied):
     """The other side holds an edit of the customer newer than this change (its event is on its
     way, and will win there)."""
 
@@ -193,7 +205,7 @@ def apply_abaha_customer(event: Event, ctx: ShopContext) -> Outcome:
 
         try:
             return guarded(ctx, "customer", str(kv), version, content, write)
-        except NewerOnTheOtherSide as newer:
+        except NewerApplied as newer:
             log.info("change.stale", kind="customer", entity_id=str(kv), why=str(newer))
             return Outcome.STALE
 
@@ -283,12 +295,40 @@ def marker(abaha_id: int) -> str:
 
 
 def link_on_abaha(customer: AbahaCustomer, kv_id: int, ctx: ShopContext) -> None:
-    body = present({"abaha_id": customer.id, "name": customer.name, "phone": customer.phone, "email": customer.email,
+    """Link the Abaha customer to its KiotViet one without undoing an edit made on Abaha since the
+    change: one that carries the link already is not written (the change came from there); else
+    the link is written with the content Abaha holds now when that is a newer edit, not ours (its
+    own event brings it to KiotViet), and with the change's content otherwise."""
+    shop = ctx.connection.shop_id
+    if customer.kv_id != kv_id:
+        held = newer_edit_on_abaha(customer, ctx)
+        if held is not None:
+            ctx.abaha.put_customer(kv_id, abaha_body(held))  # not ours: its event must not be taken for an echo
+        else:
+            with ctx.links.writing(shop, ABAHA, customer.id, abaha_fingerprint(customer)):
+                ctx.abaha.put_customer(kv_id, abaha_body(customer))
+    ctx.links.link_customer(shop, kv_id, customer.id)
+
+
+def newer_edit_on_abaha(customer: AbahaCustomer, ctx: ShopContext) -> AbahaCustomer | None:
+    """The customer as Abaha holds it, when that is an edit made after this change and not by us."""
+    if not customer.phone:
+        return None
+    held = next((c for c in ctx.abaha.customers_by_phone(customer.phone) if c.id == customer.id), None)
+    if held is None or to_second(held.updated_at) < to_second(customer.updated_at):
+        return None
+    content = abaha_fingerprint(held)
+    if content == abaha_fingerprint(customer):
+        return None
+    if ctx.links.is_own_echo(ctx.connection.shop_id, ABAHA, customer.id, content, to_second(held.updated_at)):
+        return None
+    return held
+
+
+def abaha_body(customer: AbahaCustomer) -> dict[str, Any]:
+    return present({"abaha_id": customer.id, "name": customer.name, "phone": customer.phone, "email": customer.email,
                     "gender": customer.gender, "birth_date": customer.birth_date, "address": customer.address,
                     "source_modified_at": customer.updated_at})  # fmt: skip
-    with ctx.links.writing(ctx.connection.shop_id, ABAHA, customer.id, abaha_fingerprint(customer)):
-        ctx.abaha.put_customer(kv_id, body)
-    ctx.links.link_customer(ctx.connection.shop_id, kv_id, customer.id)
 
 
 def kiotviet_customer_body(customer: AbahaCustomer, ctx: ShopContext) -> dict[str, Any]:

@@ -324,3 +324,53 @@ def test_a_retried_abaha_edit_of_the_same_second_ends_as_abaha_holds_the_custome
     assert apply_abaha_customer(then, ctx) == Outcome.APPLIED
     assert apply_abaha_customer(first, ctx) == Outcome.STALE  # its retry, applied after the later edit
     assert kiotviet.customers[kv_id]["name"] == "Bình B"
+
+
+def test_the_earlier_of_two_kiotviet_edits_in_one_second_applied_last_is_stale(
+    ctx: ShopContext, abaha: FakeAbaha
+) -> None:
+    # KiotViet stamps to the microsecond: the later edit is applied first, the earlier one comes
+    # after it (before the first one's version was recorded at ingest), within the same second
+    first = kiotviet_event(Name="Nguyễn Văn A", ModifiedDate="2026-11-30T09:00:00.7082660+07:00")
+    then = kiotviet_event(Name="Nguyễn Văn B", ModifiedDate="2026-11-30T09:00:00.7363340+07:00")
+    assert apply_kiotviet_customer(then, ctx) == Outcome.APPLIED
+    assert apply_kiotviet_customer(first, ctx) == Outcome.STALE
+    (customer,) = [c for c in abaha.customers.values() if c.get("kv_id") == 7001]
+    assert customer["name"] == "Nguyễn Văn B"
+
+
+def test_a_shopper_edit_made_while_their_new_account_waited_is_not_overwritten_by_the_link(
+    services: Services, work_off: Callable[[], int], abaha: FakeAbaha, kiotviet: FakeKiotViet,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    at = frozen_clock(monkeypatch)
+    made = abaha_event(name="Khách web 1", updated_at=at(0))  # a new account; its event is slow to be applied
+    edited = abaha_event(name="Khách web 2", updated_at=at(30))  # the shopper renames it meanwhile
+    abaha.customers[556] = {**edited.data, "id": 556}
+    at(32)
+    services.inbox.accept(SHOP, [made], branch_id=11)
+    work_off()  # the account reaches KiotViet and is linked on Abaha, where the rename stays
+    assert abaha.customers[556]["name"] == "Khách web 2"
+    services.inbox.accept(SHOP, [edited], branch_id=11)
+    work_off()
+    (kv_id,) = [i for i, c in kiotviet.customers.items() if c.get("contactNumber") == "0987654321"]
+    assert (abaha.customers[556]["name"], kiotviet.customers[kv_id]["name"]) == ("Khách web 2", "Khách web 2")
+    assert abaha.customers[556]["kv_id"] == kv_id
+
+
+def test_an_edit_of_a_linked_account_applied_late_leaves_abahas_newer_edit_alone(
+    ctx: ShopContext, abaha: FakeAbaha, kiotviet: FakeKiotViet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = frozen_clock(monkeypatch)
+    made = abaha_event(id=556, name="Bình", updated_at=at(0))
+    abaha.customers[556] = {**made.data, "id": 556}
+    assert apply_abaha_customer(made, ctx) == Outcome.APPLIED
+    (kv_id,) = [i for i, c in kiotviet.customers.items() if c.get("contactNumber") == "0987654321"]
+    late = abaha_event(id=556, kv_id=kv_id, name="Bình A", updated_at=at(10))  # applied late
+    newer = abaha_event(id=556, kv_id=kv_id, name="Bình B", updated_at=at(20))  # its event still on its way
+    abaha.customers[556].update(newer.data)
+    at(22)
+    assert apply_abaha_customer(late, ctx) == Outcome.APPLIED
+    assert abaha.customers[556]["name"] == "Bình B"  # the late edit went to KiotViet only
+    assert apply_abaha_customer(newer, ctx) == Outcome.APPLIED
+    assert (abaha.customers[556]["name"], kiotviet.customers[kv_id]["name"]) == ("Bình B", "Bình B")
