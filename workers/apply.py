@@ -53,6 +53,7 @@ class Work:
     taken_at: int  # Redis ms when the batch was taken: every read made for it is at least this new
     repair: bool = False  # a full sync rewrites what is already at the same version
     pending_left: int = 0  # entities of the shop still pending after this batch was taken
+    holds: frozenset[str] = frozenset()  # the entities this batch holds the lease of
     deadline: float = field(default_factory=lambda: time.monotonic() + BATCH_SECONDS)
     slice_end: float = field(default_factory=lambda: time.monotonic() + SLICE_SECONDS)
 

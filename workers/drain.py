@@ -163,7 +163,7 @@ def run(entries: Sequence[Pending], taken_at: int, services: Services, shop_id: 
     if ctx is None:
         log.info("drain.shop_not_connected")
         return BatchOutcome(results={e.entity: Result(Outcome.IGNORED) for e in entries}), []
-    work = Work(ctx, taken_at, repair=repair, pending_left=pending_left)
+    work = Work(ctx, taken_at, repair=repair, pending_left=pending_left, holds=frozenset(e.entity for e in entries))
     return apply_batch(entries, work, APPLIERS), work.follow_ups
 
 

@@ -16,13 +16,14 @@ import structlog
 from adapters.catalog import RowRecord
 from adapters.errors import AbahaRejected, PermanentError, TransientError
 from adapters.kiotviet import BudgetExhausted
-from adapters.pending import Applied, Pending
+from adapters.pending import Action, Applied, Pending, Release
 from schemas.changes import Change, Mode, fingerprint, micros_of
 from schemas.events import Event, Outcome, event_id, iso_from_ms, plain_json
 from schemas.kiotviet import KvProduct
 from workers.apply import Postponed, Result, Work, failure, read_at_of
 
 log = structlog.get_logger(__name__)
+STOCK_LEASE_MS = 30_000  # a product write holds its stock entity this long at most (a dead worker's lapses)
 # A product KiotViet has deleted stays hidden: KiotViet never gives its id to another product.
 GONE_ORDER = 2**52
 GONE = "gone"
@@ -118,11 +119,31 @@ def links_of(product: KvProduct, record: RowRecord | None) -> Links:
 
 
 def put_products(writes: Sequence[Write], work: Work, records: dict[int, RowRecord]) -> dict[str, Result]:
+    """Write the products whose stock no other batch is writing now (a product's body carries
+    its stock: written beside a stock batch, it could put back the value that batch replaces);
+    the others are retried alone a moment later."""
+    if not writes:
+        return {}
+    links = {w.product.id: links_of(w.product, records.get(w.product.id)) for w in writes}
+    stock_of = {w.product.id: f"stock:{links[w.product.id].base_id or w.product.id}" for w in writes}
+    wanted = sorted(set(stock_of.values()) - work.holds)
+    lease_id, _, leased = work.ctx.pending.lease(work.shop, wanted, STOCK_LEASE_MS) if wanted else ("", 0, set())
+    busy = {pid for pid, entity in stock_of.items() if entity not in work.holds and entity not in leased}
+    busy_error = TransientError("its stock is being written by another batch", retry_after=1)  # alone, a moment later
+    results = {w.entry.entity: Result(Outcome.RETRYING, error=busy_error) for w in writes if w.product.id in busy}
+    try:
+        return {**results, **write_products([w for w in writes if w.product.id not in busy], links, work, records)}
+    finally:
+        if leased:
+            work.ctx.pending.finish(work.shop, lease_id, [Release(entity, Action.DONE) for entity in sorted(leased)])
+
+
+def write_products(writes: Sequence[Write], links: dict[int, Links], work: Work,
+                   records: dict[int, RowRecord]) -> dict[str, Result]:  # fmt: skip
     """One batch call per 100 products; what Abaha refuses fails that product alone."""
     if not writes:
         return {}
     ctx, shop = work.ctx, work.shop
-    links = {w.product.id: links_of(w.product, records.get(w.product.id)) for w in writes}
     bases = {link.base_id for link in links.values() if link.base_id}
     base_records = ctx.catalog.records(shop, bases)
     stock = ctx.catalog.stock_values(shop, [w.product.id for w in writes] + list(bases))

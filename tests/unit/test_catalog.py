@@ -10,7 +10,10 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from rq.registry import ScheduledJobRegistry
 
+from adapters.inbox import QUEUES, event_queue
+from adapters.pending import Action, Release
 from admin.failed import failed_changes
 from schemas.events import Event
 from schemas.kiotviet_webhook import normalize_delivery
@@ -293,3 +296,42 @@ def slow_product_reads(monkeypatch: pytest.MonkeyPatch, kiotviet: FakeKiotViet, 
         return read(product_id)
 
     monkeypatch.setattr(kiotviet, "product", slow_read)
+
+
+def test_a_product_is_not_written_while_another_batch_writes_its_stock(
+    services: Services, work_off: Drain, abaha: FakeAbaha, kiotviet: FakeKiotViet
+) -> None:
+    """A product's body carries its stock: written beside a stock batch of the same product, it
+    could put back the value that batch is replacing (seen in a chaos run: Abaha 21, KiotViet
+    175). The product waits for that batch; a batch holding both writes both."""
+    lease_id, _, held = services.pending.lease(SHOP, ["stock:3001"], 30_000)  # a stock batch in flight
+    assert held == {"stock:3001"}
+    deliver(services, "product.update")
+    work_off()
+    assert 3001 not in abaha.products  # retried alone a moment later: not written, not failed
+    assert failed_changes(services.redis) == [] and services.state.counts(SHOP).get("retrying") == 1
+    services.pending.finish(SHOP, lease_id, [Release("stock:3001", Action.DONE)])
+    run_scheduled(services)
+    work_off()
+    assert abaha.products[3001]["sku"] == "SP000123"
+    # one delivery with the product and its stock: one batch holds both, nothing waits
+    kiotviet.add_product(3002, code="SP3002", masterProductId=None)
+    kiotviet.set_stock(3002, BRANCH, 7)
+    deliver(services, "product.update", product_item(Id=3002, Code="SP3002", ModifiedDate="2026-11-30T11:00:00"))
+    item = {"ProductId": 3002, "BranchId": BRANCH}
+    stock = {"Id": "s", "Notifications": [{"Action": "stock.update", "Data": [item]}]}
+    services.inbox.accept(SHOP, normalize_delivery(b"s", stock, SHOP, stamp()).events, branch_id=BRANCH)
+    work_off()
+    assert (abaha.products[3002]["sku"], abaha.products[3002]["stock"]) == ("SP3002", 7)
+
+
+def run_scheduled(services: Services) -> None:
+    """Time passes: the jobs RQ scheduled for later are queued now."""
+    for name in QUEUES:
+        queue = event_queue(services.redis, name)
+        registry = ScheduledJobRegistry(queue=queue)  # type: ignore[no-untyped-call]
+        for job_id in registry.get_job_ids():
+            job = queue.fetch_job(job_id)
+            registry.remove(job_id)
+            if job is not None:
+                queue.enqueue_job(job)
