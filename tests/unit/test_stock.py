@@ -156,14 +156,20 @@ def test_a_stock_count_too_long_for_one_batch_goes_on_where_it_stopped(
 
     monkeypatch.setattr(kiotviet, "stock_page", slow_page)
     monkeypatch.setattr("workers.drain.BATCH_LIMIT", 100)
-    ids = list(range(6000, 7200))  # a stock count of the whole shop: 1,200 products, 12 pages
+    count_the_whole_shop(services, work_off, abaha, kiotviet)
+    assert kiotviet.count("stock_page") <= 12 + 2  # each page read about once, not again from the first
+
+
+def count_the_whole_shop(services: Services, work_off: Drain, abaha: FakeAbaha, kiotviet: FakeKiotViet) -> None:
+    """A stock count of the whole shop (1,200 products, 12 pages), delivered and applied: every
+    product ends with KiotViet's stock."""
+    ids = list(range(6000, 7200))
     on_abaha(abaha, *ids)
     for pid in ids:
         kiotviet.add_product(pid, inventories=[{"branchId": BRANCH, "onHand": pid % 50, "reserved": 0}])
     stock_delivery(services, "count", [(pid, 0, 0) for pid in ids])
     work_off()
     assert {pid: abaha.products[pid]["stock"] for pid in ids} == {pid: pid % 50 for pid in ids}
-    assert kiotviet.count("stock_page") <= 12 + 2  # each page read about once, not again from the first
 
 
 def test_a_read_stopped_for_time_goes_on_for_a_later_since_not_an_earlier_one() -> None:
@@ -198,12 +204,6 @@ def test_a_stock_count_gives_up_its_worker_after_each_slice_of_reading(
         return page(branch_id, offset, since=since)
 
     monkeypatch.setattr(kiotviet, "stock_page", slow_page)
-    ids = list(range(6000, 7200))
-    on_abaha(abaha, *ids)
-    for pid in ids:
-        kiotviet.add_product(pid, inventories=[{"branchId": BRANCH, "onHand": pid % 50, "reserved": 0}])
-    stock_delivery(services, "count", [(pid, 0, 0) for pid in ids])
-    work_off()
-    assert {pid: abaha.products[pid]["stock"] for pid in ids} == {pid: pid % 50 for pid in ids}
+    count_the_whole_shop(services, work_off, abaha, kiotviet)
     assert max(pages_of.values()) <= 3, pages_of  # a slice, and the page that ended it
     assert sum(pages_of.values()) <= 12 + 2  # each page read about once, not again from the first
