@@ -36,3 +36,25 @@ def wait_for(probe: Callable[[], T | None], deadline: float = 20.0, interval: fl
         if time.monotonic() > end:
             raise AssertionError(f"condition not met within {deadline}s")
         time.sleep(interval)
+
+
+def queue_scheduled(redis_client: Any) -> None:
+    """Time passes: the jobs RQ scheduled for later are queued now, in the order they were
+    scheduled (RQ scores a scheduled job by its second: jobs of one second would come in the
+    order of their random ids)."""
+    from rq.registry import ScheduledJobRegistry
+
+    from adapters.inbox import QUEUES, event_queue
+
+    for queue in [event_queue(redis_client, name) for name in QUEUES]:
+        scheduled = ScheduledJobRegistry(queue=queue)  # type: ignore[no-untyped-call]
+        due = []
+        rows: list[tuple[bytes, float]] = redis_client.zrange(scheduled.key, 0, -1, withscores=True)
+        for raw_id, second in rows:
+            job_id = raw_id.decode()
+            job = queue.fetch_job(job_id)
+            scheduled.remove(job_id)
+            if job is not None:
+                due.append((second, job.ended_at or job.created_at, job))
+        for _, _, job in sorted(due, key=lambda d: (d[0], d[1])):
+            queue.enqueue_job(job)

@@ -10,16 +10,14 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from rq.registry import ScheduledJobRegistry
 
-from adapters.inbox import QUEUES, event_queue
 from adapters.pending import Action, Release
 from admin.failed import failed_changes
 from schemas.events import Event
 from schemas.kiotviet_webhook import normalize_delivery
 from tests.conftest import ADMIN_TOKEN, BRANCH, SHOP
 from tests.fakes import FakeAbaha, FakeKiotViet, stamp
-from tests.helpers import sample
+from tests.helpers import queue_scheduled, sample
 from wiring import Services
 from workers.apply import BATCH_SECONDS
 
@@ -311,7 +309,7 @@ def test_a_product_is_not_written_while_another_batch_writes_its_stock(
     assert 3001 not in abaha.products  # retried alone a moment later: not written, not failed
     assert failed_changes(services.redis) == [] and services.state.counts(SHOP).get("retrying") == 1
     services.pending.finish(SHOP, lease_id, [Release("stock:3001", Action.DONE)])
-    run_scheduled(services)
+    queue_scheduled(services.redis)
     work_off()
     assert abaha.products[3001]["sku"] == "SP000123"
     # one delivery with the product and its stock: one batch holds both, nothing waits
@@ -323,15 +321,3 @@ def test_a_product_is_not_written_while_another_batch_writes_its_stock(
     services.inbox.accept(SHOP, normalize_delivery(b"s", stock, SHOP, stamp()).events, branch_id=BRANCH)
     work_off()
     assert (abaha.products[3002]["sku"], abaha.products[3002]["stock"]) == ("SP3002", 7)
-
-
-def run_scheduled(services: Services) -> None:
-    """Time passes: the jobs RQ scheduled for later are queued now."""
-    for name in QUEUES:
-        queue = event_queue(services.redis, name)
-        registry = ScheduledJobRegistry(queue=queue)  # type: ignore[no-untyped-call]
-        for job_id in registry.get_job_ids():
-            job = queue.fetch_job(job_id)
-            registry.remove(job_id)
-            if job is not None:
-                queue.enqueue_job(job)

@@ -28,7 +28,6 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 from rq import SimpleWorker
-from rq.registry import ScheduledJobRegistry
 from rq.serializers import JSONSerializer
 
 from adapters import clock
@@ -41,6 +40,7 @@ from schemas.abaha import normalize_event
 from schemas.customers import local_phone
 from schemas.kiotviet_webhook import normalize_delivery
 from tests.fakes import VIETNAM, FakeAbaha, FakeKiotViet, stamp
+from tests.helpers import queue_scheduled
 from wiring import Services, services_on
 from workers import drain
 from workers.context import ShopContext
@@ -247,20 +247,7 @@ class TwoWay(RuleBasedStateMachine):
     @rule()
     def work(self) -> None:
         """Workers run what is queued (and, time having passed, what was scheduled for later)."""
-        for queue in [event_queue(self.services.redis, name) for name in QUEUES]:
-            scheduled = ScheduledJobRegistry(queue=queue)  # type: ignore[no-untyped-call]
-            # RQ scores a scheduled job by its second: jobs of one second would come in the order
-            # of their random ids. They come in the order they were scheduled in instead.
-            due = []
-            rows: list[tuple[bytes, float]] = self.services.redis.zrange(scheduled.key, 0, -1, withscores=True)  # type: ignore[assignment]
-            for raw_id, second in rows:
-                job_id = raw_id.decode()
-                job = queue.fetch_job(job_id)
-                scheduled.remove(job_id)
-                if job is not None:
-                    due.append((second, job.ended_at or job.created_at, job))
-            for _, _, job in sorted(due, key=lambda d: (d[0], d[1])):
-                queue.enqueue_job(job)
+        queue_scheduled(self.services.redis)
         queues = [event_queue(self.services.redis, name) for name in QUEUES]
         worker = SimpleWorker(queues, connection=self.services.redis, serializer=JSONSerializer,
                               exception_handlers=[failure_policy])  # fmt: skip

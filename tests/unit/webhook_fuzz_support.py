@@ -8,8 +8,12 @@ import copy
 import io
 import json
 import re
+from collections import Counter
+from collections.abc import Callable, Collection
 from typing import Any
 
+import fakeredis
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.helpers import FIXTURES
@@ -157,3 +161,25 @@ def raw_body(body: bytes) -> dict[str, Any]:
     """The test client's arguments that send exactly these bytes, whatever the Content-Type says
     (given `data=`, it would build a form of its own for a multipart type)."""
     return {"input_stream": io.BytesIO(body), "content_length": len(body)}
+
+
+def snapshot(redis: fakeredis.FakeRedis, ignored: Collection[bytes] = ()) -> dict[bytes, bytes | None]:
+    """Every key of Redis and its value (but the `ignored` keys)."""
+    return {key: redis.dump(key) for key in redis.scan_iter(count=1000) if key not in ignored}
+
+
+def run_fuzz(cases: st.SearchStrategy[Any], check: Callable[[Any], None], seen: Counter[str], examples: int,
+             expected: set[str], noun: str) -> None:  # fmt: skip
+    """`examples` generated cases, each through `check` (which counts its outcome in `seen`);
+    every outcome in `expected` must have been reached."""
+
+    @settings(max_examples=examples, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])  # fmt: skip
+    @given(case=cases)
+    def one(case: Any) -> None:
+        check(case)
+
+    one()
+    print(f"{sum(seen.values())} {noun}:", dict(sorted(seen.items())))
+    # the kinds any run reaches (rarer ones, Redis down among them, have tests of their own)
+    assert expected <= set(seen), seen
