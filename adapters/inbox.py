@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 import redis
 import structlog
@@ -86,12 +87,13 @@ class EventInbox:
         if self._pending.claim_drain(shop_id, max(int(delay) + 60, 300)):
             self.enqueue_drain(shop_id, delay)
 
-    def enqueue_drain(self, shop_id: str, delay: float = 0) -> None:
+    def enqueue_drain(self, shop_id: str, delay: float = 0, *, look: bool = False) -> None:
         # a drain holds no change of its own (a dead one's batch goes back to pending): nothing
         # in it is for an operator to replay, so it is not kept long when it fails
-        options = {"job_timeout": JOB_SECONDS, "result_ttl": 60, "failure_ttl": 3600,
-                   "description": f"apply pending changes shop={shop_id}"}  # fmt: skip
+        options: dict[str, Any] = {"job_timeout": JOB_SECONDS, "result_ttl": 60, "failure_ttl": 3600,
+                                   "description": f"apply pending changes shop={shop_id}",
+                                   "args": (shop_id,), "kwargs": {"look": True} if look else {}}  # fmt: skip
         if delay > 0:
-            self._queue.enqueue_in(timedelta(seconds=delay), DRAIN_SHOP, shop_id, **options)
+            self._queue.enqueue_in(timedelta(seconds=delay), DRAIN_SHOP, **options)
         else:
-            self._queue.enqueue(DRAIN_SHOP, shop_id, **options)
+            self._queue.enqueue(DRAIN_SHOP, **options)

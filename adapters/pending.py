@@ -77,6 +77,7 @@ class Batch:
     taken_at: int  # Redis ms when the batch was taken; reads made for it are at least this new
     entries: tuple[Pending, ...]
     pending_left: int
+    busy_ms: int = 0  # another batch of the shop runs, its mark alive this long: nothing taken
 
 
 @dataclass(frozen=True)
@@ -149,16 +150,19 @@ class PendingStore:
         new, coalesced, stale, duplicate, drain = totals
         return Accepted(new, coalesced, stale, duplicate, drain > 0)
 
-    def take(self, shop_id: str, limit: int, lease_ms: int) -> Batch:
-        """Lease up to `limit` pending entities of the shop, oldest first."""
+    def take(self, shop_id: str, limit: int, lease_ms: int, running_ms: int) -> Batch:
+        """Lease up to `limit` pending entities of the shop, oldest first, as the shop's one
+        running batch (marked for `running_ms`, renewed with the lease); nothing while another
+        batch of the shop runs. Either way the shop's drain flag is cleared or held for it."""
         batch_id = uuid.uuid4().hex[:16]
-        answer = self._scripts["take"](keys=self._keys(shop_id), args=[shop_id, batch_id, limit, lease_ms])
-        now, left, rest = int(answer[0]), int(answer[1]), answer[2:]
+        args: list[str | int] = [shop_id, batch_id, limit, lease_ms, running_ms]
+        answer = self._scripts["take"](keys=self._keys(shop_id), args=args)
+        now, left, busy_ms, rest = int(answer[0]), int(answer[1]), int(answer[2]), answer[3:]
         entries = tuple(
             Pending(_text(rest[i]), _EVENT.load(json.loads(rest[i + 1])), Meta.parse(_text(rest[i + 2])))
             for i in range(0, len(rest), 3)
         )
-        return Batch(shop_id, batch_id, now, entries, left)
+        return Batch(shop_id, batch_id, now, entries, left, busy_ms)
 
     def lease(self, shop_id: str, entities: Iterable[str], lease_ms: int) -> tuple[str, int, set[str]]:
         """Lease entities outside a batch; answers the lease id, Redis's time and what was leased
@@ -167,8 +171,9 @@ class PendingStore:
         answer = self._scripts["lease"](keys=self._keys(shop_id), args=[shop_id, lease_id, lease_ms, *entities])
         return lease_id, int(answer[0]), {_text(e) for e in answer[1:]}
 
-    def renew(self, shop_id: str, batch_id: str, lease_ms: int) -> None:
-        self._scripts["renew"](keys=[keys.shop_prefix(shop_id), keys.LEASES], args=[shop_id, batch_id, lease_ms])
+    def renew(self, shop_id: str, batch_id: str, lease_ms: int, running_ms: int) -> None:
+        args: list[str | int] = [shop_id, batch_id, lease_ms, running_ms]
+        self._scripts["renew"](keys=[keys.shop_prefix(shop_id), keys.LEASES], args=args)
 
     def finish(self, shop_id: str, batch_id: str, releases: Sequence[Release]) -> int:
         """Release entities with what became of each; answers how many are still pending."""
@@ -195,10 +200,6 @@ class PendingStore:
         if states:
             mapping = {entity_id: state.encode() for entity_id, state in states.items()}
             self._redis.hset(keys.shop_key(shop_id, keys.APPLIED, kind), mapping=mapping)  # type: ignore[arg-type]
-
-    def drain_started(self, shop_id: str) -> None:
-        """A drain of the shop began: the next change must queue another one."""
-        self._redis.delete(keys.shop_key(shop_id, keys.DRAIN))
 
     def claim_drain(self, shop_id: str, seconds: int = DRAIN_FLAG_SECONDS) -> bool:
         """True when no drain of the shop is queued yet (the caller queues one)."""

@@ -3,7 +3,10 @@
 `drain_shop` applies one batch of a shop's pending changes (at most BATCH_LIMIT entities, one
 lease), then queues itself again at the back of the queue if more are pending: a storm of one
 shop is drained batch by batch between other shops' batches, and a lone change is applied at
-once, never held back waiting for a batch to fill.
+once, never held back waiting for a batch to fill. One batch of a shop runs at a time, so a
+storm takes one worker, never all of them: a drain that finds another batch of its shop running
+leaves the shop to it (that batch queues the next drain as it ends) and looks again once, when
+the running mark would lapse if its worker had died.
 
 `apply_change` applies one change alone: a change that failed in a batch (retried on RQ's
 schedule, or kept in RQ's failed registry with the operator's message until someone replays it).
@@ -43,15 +46,20 @@ log = structlog.get_logger(__name__)
 SAFE_JOB_ID = re.compile(r"^[A-Za-z0-9_-]+$")
 BATCH_LIMIT = 500
 LEASE_MS = 30_000  # renewed every RENEW_SECONDS while the batch is applied; a dead worker's runs out
-RENEW_SECONDS = 10
+RUNNING_MS = 10_000  # the shop's running mark, renewed with the lease: a dead worker holds its shop this long
+RENEW_SECONDS = 3
 MAX_BACKOFF_SECONDS = 600
 
 
-def drain_shop(shop_id: str) -> dict[str, Any]:
-    """Apply one batch of the shop's pending changes."""
+def drain_shop(shop_id: str, look: bool = False) -> dict[str, Any]:
+    """Apply one batch of the shop's pending changes, unless another batch of the shop runs.
+    `look`: the look again after finding one running (the last, whatever it finds)."""
     services = process_services()
-    services.pending.drain_started(shop_id)
-    batch = services.pending.take(shop_id, BATCH_LIMIT, LEASE_MS)
+    batch = services.pending.take(shop_id, BATCH_LIMIT, LEASE_MS, RUNNING_MS)
+    if batch.busy_ms:
+        if not look:
+            services.inbox.enqueue_drain(shop_id, batch.busy_ms / 1000 + 1, look=True)
+        return {"entities": 0, "busy": True}
     if not batch.entries:
         return {"entities": 0}
     bound = structlog.contextvars.bind_contextvars(shop_id=shop_id, batch_id=batch.batch_id)
@@ -282,7 +290,7 @@ def renewing(services: Services, shop_id: str, batch_id: str) -> Iterator[None]:
     def renew() -> None:
         while not stop.wait(RENEW_SECONDS):
             try:
-                services.pending.renew(shop_id, batch_id, LEASE_MS)
+                services.pending.renew(shop_id, batch_id, LEASE_MS, RUNNING_MS)
             except Exception:  # a missed renewal only shortens the lease
                 log.warning("drain.lease_not_renewed", exc_info=True)
 

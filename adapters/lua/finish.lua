@@ -3,7 +3,7 @@
 --   back  a transient failure of the whole batch: pending again, merged with anything newer
 --   drop  handed to a job of its own (a failure to retry or to keep)
 -- KEYS: prefix, ready zset, leases zset. ARGV: shop, batch id, then triples: entity, action,
--- applied state ("" for none). Answers how many entities are still pending.
+-- applied state ("" for none). Ends the batch's running mark. Answers how many entities are still pending.
 local prefix, ready, leases = KEYS[1], KEYS[2], KEYS[3]
 local shop, batch = ARGV[1], ARGV[2]
 local now = now_ms()
@@ -31,6 +31,12 @@ end
 if redis.call('EXISTS', key) == 0 then
   redis.call('ZREM', prefix .. 'batches', batch)
   redis.call('ZREM', leases, shop .. '\t' .. batch)
+end
+if redis.call('GET', prefix .. 'running') == batch then
+  redis.call('DEL', prefix .. 'running')
+  if redis.call('GET', prefix .. 'drain') == 'after:' .. batch then
+    redis.call('DEL', prefix .. 'drain') -- no drain is queued: the caller wakes one if any is pending
+  end
 end
 local left = redis.call('ZCARD', prefix .. 'pendq')
 if put_back then

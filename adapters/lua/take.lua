@@ -1,12 +1,24 @@
 -- Lease up to `limit` of a shop's pending entities as one batch, oldest first, skipping those
--- another batch holds. KEYS: prefix, ready zset, leases zset. ARGV: shop, batch id, limit, lease (ms).
--- Answers {now, pending left, entity, event, meta, entity, event, meta, ...}.
+-- another batch holds. One batch of a shop runs at a time: while another one's running mark is
+-- alive nothing is taken, and the drain flag is set for the time that mark has left, so that
+-- deliveries queue no more drains meanwhile (the running batch wakes the next one as it ends).
+-- KEYS: prefix, ready zset, leases zset. ARGV: shop, batch id, limit, lease (ms), running mark (ms).
+-- Answers {now, pending left, ms another batch's mark has left (0: taken), entity, event, meta, ...}.
 local prefix, ready, leases = KEYS[1], KEYS[2], KEYS[3]
 local shop, batch, limit, lease = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local running_ms = tonumber(ARGV[5])
 local now = now_ms()
 reclaim(prefix, shop, leases, ready, now)
+local running = prefix .. 'running'
+local holder = redis.call('GET', running)
+if holder and holder ~= batch then
+  local left_ms = math.max(redis.call('PTTL', running), 1)
+  redis.call('SET', prefix .. 'drain', 'after:' .. holder, 'PX', left_ms)
+  return {now, redis.call('ZCARD', prefix .. 'pendq'), left_ms}
+end
+redis.call('DEL', prefix .. 'drain') -- a drain has started: the next change queues another one
 local key = prefix .. 'batch:' .. batch
-local answer = {now, 0}
+local answer = {now, 0, 0}
 local taken = 0
 for _, entity in ipairs(redis.call('ZRANGE', prefix .. 'pendq', 0, limit * 4 - 1)) do
   if taken >= limit then break end
@@ -27,6 +39,7 @@ for _, entity in ipairs(redis.call('ZRANGE', prefix .. 'pendq', 0, limit * 4 - 1
   end
 end
 if taken > 0 then
+  redis.call('SET', running, batch, 'PX', running_ms)
   redis.call('ZADD', prefix .. 'batches', now + lease, batch)
   redis.call('ZADD', leases, now + lease, shop .. '\t' .. batch)
 end

@@ -32,6 +32,9 @@ def test_an_entity_lock_outlives_the_job_holding_it() -> None:
 
 def test_a_batch_lease_survives_a_missed_renewal() -> None:
     assert drain.LEASE_MS / 1000 > 2 * drain.RENEW_SECONDS
+    # the shop's running mark too; it lapses before the lease, so that a dead worker's shop
+    # takes batches again while its own batch waits for its lease to run out
+    assert drain.LEASE_MS > drain.RUNNING_MS > 2 * drain.RENEW_SECONDS * 1000
 
 
 def test_a_batch_stops_starting_entities_early_enough_to_finish_within_the_job() -> None:
