@@ -98,3 +98,18 @@ local function reclaim(prefix, shop, leases_key, ready_key, now)
     redis.call('ZREM', leases_key, shop .. '\t' .. batch)
   end
 end
+
+-- The shop's running batch: "batch|until" (Redis ms, as leases are: by Redis's clock, not the
+-- key's lifetime, which is only there to clear a dead worker's mark some time after).
+local function running_mark(prefix)
+  local mark = redis.call('GET', prefix .. 'running')
+  if not mark then
+    return nil, 0
+  end
+  local holder, until_ms = string.match(mark, '^([^|]*)|(%d+)$')
+  return holder, tonumber(until_ms) or 0
+end
+
+local function mark_running(prefix, batch, until_ms)
+  redis.call('SET', prefix .. 'running', batch .. '|' .. string.format('%d', until_ms), 'PX', 3600000)
+end

@@ -32,7 +32,7 @@ if redis.call('EXISTS', key) == 0 then
   redis.call('ZREM', prefix .. 'batches', batch)
   redis.call('ZREM', leases, shop .. '\t' .. batch)
 end
-if redis.call('GET', prefix .. 'running') == batch then
+if running_mark(prefix) == batch then
   redis.call('DEL', prefix .. 'running')
   if redis.call('GET', prefix .. 'drain') == 'after:' .. batch then
     redis.call('DEL', prefix .. 'drain') -- no drain is queued: the caller wakes one if any is pending

@@ -2,11 +2,11 @@
 -- zset. ARGV: shop, batch id, lease (ms), running mark (ms).
 local prefix, leases = KEYS[1], KEYS[2]
 local shop, batch, lease, running_ms = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-if redis.call('GET', prefix .. 'running') == batch then
-  redis.call('PEXPIRE', prefix .. 'running', running_ms)
+local now = now_ms()
+local until_ms = now + lease
+if running_mark(prefix) == batch then
+  mark_running(prefix, batch, now + running_ms)
 end
-local t = redis.call('TIME')
-local until_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + lease
 redis.call('ZADD', prefix .. 'batches', 'XX', until_ms, batch)
 redis.call('ZADD', leases, 'XX', until_ms, shop .. '\t' .. batch)
 return until_ms

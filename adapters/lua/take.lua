@@ -9,12 +9,10 @@ local shop, batch, limit, lease = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(
 local running_ms = tonumber(ARGV[5])
 local now = now_ms()
 reclaim(prefix, shop, leases, ready, now)
-local running = prefix .. 'running'
-local holder = redis.call('GET', running)
-if holder and holder ~= batch then
-  local left_ms = math.max(redis.call('PTTL', running), 1)
-  redis.call('SET', prefix .. 'drain', 'after:' .. holder, 'PX', left_ms)
-  return {now, redis.call('ZCARD', prefix .. 'pendq'), left_ms}
+local holder, until_ms = running_mark(prefix)
+if holder and holder ~= batch and until_ms > now then
+  redis.call('SET', prefix .. 'drain', 'after:' .. holder, 'PX', until_ms - now)
+  return {now, redis.call('ZCARD', prefix .. 'pendq'), until_ms - now}
 end
 redis.call('DEL', prefix .. 'drain') -- a drain has started: the next change queues another one
 local key = prefix .. 'batch:' .. batch
@@ -39,7 +37,7 @@ for _, entity in ipairs(redis.call('ZRANGE', prefix .. 'pendq', 0, limit * 4 - 1
   end
 end
 if taken > 0 then
-  redis.call('SET', running, batch, 'PX', running_ms)
+  mark_running(prefix, batch, now + running_ms)
   redis.call('ZADD', prefix .. 'batches', now + lease, batch)
   redis.call('ZADD', leases, now + lease, shop .. '\t' .. batch)
 end
