@@ -15,6 +15,12 @@ class TransientError(SyncError):
         self.retry_after = retry_after
 
 
+class Busy(TransientError):
+    """Another worker holds what this change needs (its entity, or its product's stock) for the
+    moment: not a failure of the change. Tried again a few seconds later, at a random moment
+    (two jobs of one entity fall out of step), without using up its retry schedule."""
+
+
 class PermanentError(SyncError):
     """Retrying will not help until someone changes something; the message says what."""
 

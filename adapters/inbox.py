@@ -3,6 +3,7 @@ changes waiting (`workers/drain.py`), so a shop's changes are applied in batches
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from collections.abc import Sequence
 from datetime import timedelta
@@ -26,6 +27,8 @@ QUEUES = (EVENTS_QUEUE, SYNC_QUEUE)
 DRAIN_SHOP = "workers.drain.drain_shop"
 APPLY_CHANGE = "workers.drain.apply_change"
 RETRY_INTERVALS = [5, 30, 120, 600, 1800, 3600]
+BUSY_SECONDS = (2, 8)  # a change whose entity is busy elsewhere is tried again within this, at random
+BUSY_TRIES = 60  # that many such waits at most (minutes: longer than a lease or a lock is held)
 JOB_SECONDS = 100  # RQ stops a job running longer
 FAILED_TTL = 30 * 24 * 3600
 
@@ -38,6 +41,11 @@ def event_queue(redis_client: redis.Redis, name: str = EVENTS_QUEUE) -> Queue:
 def live_workers(redis_client: redis.Redis) -> list[BaseWorker]:
     """RQ workers whose heartbeat is current (a dead worker's entry lapses after its TTL)."""
     return Worker.all(connection=redis_client, serializer=JSONSerializer)
+
+
+def busy_wait() -> int:
+    """Seconds before a change whose entity another worker holds is tried again."""
+    return random.randint(*BUSY_SECONDS)  # noqa: S311 - spreading retries out, not secrecy
 
 
 def job_retry() -> Retry:

@@ -31,8 +31,8 @@ from rq.results import Result as JobResult
 
 from adapters import keys
 from adapters.budget import WEBHOOK
-from adapters.errors import TransientError
-from adapters.inbox import APPLY_CHANGE, FAILED_TTL, JOB_SECONDS, RETRY_INTERVALS, event_queue, job_retry
+from adapters.errors import Busy, TransientError
+from adapters.inbox import APPLY_CHANGE, FAILED_TTL, JOB_SECONDS, RETRY_INTERVALS, busy_wait, event_queue, job_retry
 from adapters.pending import Action, Meta, Pending, Release
 from adapters.state import RETRIED
 from schemas.changes import Change, Mode, change_of
@@ -108,7 +108,7 @@ def apply_alone(event: Event, read: bool, services: Services) -> Outcome:
         return Outcome.IGNORED
     lease_id, now, leased = services.pending.lease(event.shop_id, [change.entity], LEASE_MS)
     if change.entity not in leased:
-        raise TransientError(f"{change.entity} is being applied by another worker", retry_after=5)
+        raise Busy(f"{change.entity} is being applied by another worker")
     entry = pending_of(change, now)
     if read:
         entry = Pending(entry.entity, entry.event, replace(entry.meta, signal_at=now))
@@ -235,11 +235,15 @@ def keep_failed(entry: Pending, error: BaseException | None, services: Services)
 
 
 def retry_alone(entry: Pending, error: BaseException | None, services: Services) -> None:
-    """A transient failure of this change alone: retried by itself, on RQ's schedule."""
+    """A transient failure of this change alone: retried by itself, on RQ's schedule (an entity
+    busy elsewhere, a few seconds later with the whole schedule left)."""
     job = single_job(entry, services)
-    wait = max(RETRY_INTERVALS[0], getattr(error, "retry_after", None) or 0)
     queue = event_queue(services.redis)
-    job.retries_left = len(RETRY_INTERVALS) - 1  # this first wait is one of them
+    if isinstance(error, Busy):
+        wait: float = busy_wait()
+    else:
+        wait = max(RETRY_INTERVALS[0], getattr(error, "retry_after", None) or 0)
+        job.retries_left = len(RETRY_INTERVALS) - 1  # this first wait is one of them
     queue.schedule_job(job, datetime.now(UTC) + timedelta(seconds=wait))
     log.warning("change.retry_later", entity=entry.entity, event_id=entry.event.id, retry_job_id=job.id,
                 seconds=wait, reason=str(error)[:300])  # fmt: skip

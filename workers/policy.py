@@ -2,6 +2,8 @@
 
 - A PermanentError is not retried: retrying cannot help until someone changes something.
 - A TransientError that says how long to wait (`Retry-After`) stretches the next retry to it.
+- `Busy` (another worker holds the change's entity for the moment) is tried again a few seconds
+  later, without using up the retry schedule, up to BUSY_TRIES times.
 - A job that fails for good is marked, so that when an operator replays it (the dashboard, the
   API or the CLI alike, whatever they do to the job) and it fails again, it starts again with
   the whole retry schedule.
@@ -18,14 +20,15 @@ from marshmallow import ValidationError
 from rq.exceptions import AbandonedJobError
 from rq.job import Job
 
-from adapters.errors import PermanentError, TransientError
-from adapters.inbox import DRAIN_SHOP, RETRY_INTERVALS
+from adapters.errors import Busy, PermanentError, TransientError
+from adapters.inbox import BUSY_TRIES, DRAIN_SHOP, RETRY_INTERVALS, busy_wait
 from adapters.state import RETRIED, SyncState
 from schemas.changes import change_of
 from schemas.events import EventSchema, Outcome
 
 log = structlog.get_logger(__name__)
 REPLAY_RESETS_RETRIES = "failed_for_good"
+BUSY_WAITS = "busy_waits"
 
 
 def failure_policy(job: Job, exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> bool:
@@ -40,6 +43,8 @@ def failure_policy(job: Job, exc_type: type[BaseException], exc: BaseException, 
         job.retry_intervals = list(RETRY_INTERVALS)
     if isinstance(exc, PermanentError):
         job.retries_left = 0
+    elif isinstance(exc, Busy) and job.retries_left and int(job.meta.get(BUSY_WAITS, 0)) < BUSY_TRIES:
+        wait_while_busy(job)
     elif isinstance(exc, TransientError) and exc.retry_after and job.retries_left:
         wait_at_least(job, exc.retry_after)
     if not job.retries_left:
@@ -52,6 +57,16 @@ def failure_policy(job: Job, exc_type: type[BaseException], exc: BaseException, 
                     retries_left=job.retries_left)  # fmt: skip
     job.save_meta()  # type: ignore[no-untyped-call]
     return True
+
+
+def wait_while_busy(job: Job) -> None:
+    """Retry in a few seconds, the schedule's place kept: RQ takes the next interval and one try
+    off, so a wait of `busy_wait()` is put in front of what is left, and one try given back."""
+    intervals = list(job.retry_intervals or [0])
+    index = min(max(len(intervals) - (job.retries_left or 0), 0), len(intervals))
+    job.retry_intervals = [*intervals[:index], busy_wait(), *intervals[index:]]
+    job.retries_left = (job.retries_left or 0) + 1
+    job.meta[BUSY_WAITS] = int(job.meta.get(BUSY_WAITS, 0)) + 1
 
 
 def wait_at_least(job: Job, seconds: float) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import structlog
 
 from adapters.catalog import RowRecord
-from adapters.errors import AbahaRejected, PermanentError, TransientError
+from adapters.errors import AbahaRejected, Busy, PermanentError, TransientError
 from adapters.kiotviet import BudgetExhausted
 from adapters.pending import Action, Applied, Pending, Release
 from schemas.changes import Change, Mode, fingerprint, micros_of
@@ -129,7 +129,7 @@ def put_products(writes: Sequence[Write], work: Work, records: dict[int, RowReco
     wanted = sorted(set(stock_of.values()) - work.holds)
     lease_id, _, leased = work.ctx.pending.lease(work.shop, wanted, STOCK_LEASE_MS) if wanted else ("", 0, set())
     busy = {pid for pid, entity in stock_of.items() if entity not in work.holds and entity not in leased}
-    busy_error = TransientError("its stock is being written by another batch", retry_after=1)  # alone, a moment later
+    busy_error = Busy("its stock is being written by another batch")  # alone, a moment later
     results = {w.entry.entity: Result(Outcome.RETRYING, error=busy_error) for w in writes if w.product.id in busy}
     try:
         return {**results, **write_products([w for w in writes if w.product.id not in busy], links, work, records)}

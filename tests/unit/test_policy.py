@@ -11,10 +11,10 @@ from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 from structlog.testing import capture_logs
 
-from adapters.errors import PermanentError, TransientError
-from adapters.inbox import DRAIN_SHOP, RETRY_INTERVALS, event_queue, job_retry
+from adapters.errors import Busy, PermanentError, TransientError
+from adapters.inbox import BUSY_SECONDS, BUSY_TRIES, DRAIN_SHOP, RETRY_INTERVALS, event_queue, job_retry
 from admin.failed import requeue_failed
-from workers.policy import failure_policy, wait_at_least
+from workers.policy import BUSY_WAITS, failure_policy, wait_at_least
 
 OUTCOMES: list[Exception | None] = []
 
@@ -98,3 +98,37 @@ def test_a_killed_workers_drain_is_not_reported_as_a_failed_change(redis: fakere
     with capture_logs() as said:
         failure_policy(change, AbandonedJobError, AbandonedJobError(), None)
     assert [line["event"] for line in said] == ["job.failed"]
+
+
+def scheduled_in(job: Job, redis: fakeredis.FakeRedis) -> float:
+    """Seconds from now until RQ runs the scheduled job again."""
+    score = redis.zscore(event_queue(redis).scheduled_job_registry.key, job.id)
+    seconds, micros = redis.time()
+    return float(score) - (int(seconds) + int(micros) / 1e6)  # type: ignore[arg-type]
+
+
+def test_a_change_whose_entity_is_busy_elsewhere_keeps_its_whole_schedule(redis: fakeredis.FakeRedis) -> None:
+    """Two jobs of one entity due at one moment: the one that finds the entity held must not
+    climb the schedule (30 s, 2 min, 10 min: seen in a chaos run, where it outlasted the run)."""
+    job = enqueue(redis)
+    for _ in range(5):
+        OUTCOMES.append(Busy("product:3001 is being applied by another worker"))
+        run(redis)
+        again = refetch(job, redis)
+        assert again.get_status() == JobStatus.SCHEDULED and again.retries_left == len(RETRY_INTERVALS)
+        assert BUSY_SECONDS[0] - 1 <= scheduled_in(again, redis) <= BUSY_SECONDS[1]
+        event_queue(redis).enqueue_job(again)  # its time has come
+    OUTCOMES.append(TransientError("Abaha answered 503"))  # then a real failure: the schedule's first wait
+    run(redis)
+    again = refetch(job, redis)
+    assert again.retries_left == len(RETRY_INTERVALS) - 1
+    assert RETRY_INTERVALS[0] - 1 <= scheduled_in(again, redis) <= RETRY_INTERVALS[0]
+
+
+def test_a_change_busy_for_too_long_climbs_the_schedule_after_all(redis: fakeredis.FakeRedis) -> None:
+    job = enqueue(redis)
+    job.meta[BUSY_WAITS] = BUSY_TRIES
+    job.save_meta()  # type: ignore[no-untyped-call]
+    OUTCOMES.append(Busy("product:3001 is being applied by another worker"))
+    run(redis)
+    assert refetch(job, redis).retries_left == len(RETRY_INTERVALS) - 1
