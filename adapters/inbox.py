@@ -28,7 +28,7 @@ DRAIN_SHOP = "workers.drain.drain_shop"
 APPLY_CHANGE = "workers.drain.apply_change"
 RETRY_INTERVALS = [5, 30, 120, 600, 1800, 3600]
 BUSY_SECONDS = (2, 8)  # a change whose entity is busy elsewhere is tried again within this, at random
-BUSY_TRIES = 60  # that many such waits at most (minutes: longer than a lease or a lock is held)
+BUSY_TRIES = 90  # that many such waits at most (minutes: longer than a dead worker's lease or lock lasts)
 JOB_SECONDS = 100  # RQ stops a job running longer
 FAILED_TTL = 30 * 24 * 3600
 

@@ -14,7 +14,7 @@ from typing import Any
 import redis
 
 from adapters import keys
-from adapters.errors import TransientError
+from adapters.errors import Busy
 from schemas.events import Outcome
 
 PROBLEMS_KEPT = 100
@@ -27,7 +27,7 @@ LAG_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800)
 # A two-way lock outlives any job that holds it (RQ stops a job after `inbox.JOB_SECONDS`), and
 # frees itself soon after a killed job (`tests/unit/test_timing.py` checks both)
 LOCK_SECONDS = 120
-LOCK_WAIT_SECONDS = 60
+LOCK_WAIT_SECONDS = 3  # then the change is tried again a few seconds later (Busy), not held in its batch
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class SyncState:
         lock = self._redis.lock(keys.shop_key(shop_id, keys.LOCK, kind, entity_id), timeout=LOCK_SECONDS,
                                 blocking_timeout=LOCK_WAIT_SECONDS)  # fmt: skip
         if not lock.acquire():
-            raise TransientError(f"{kind} {entity_id} is busy in another worker", retry_after=30)
+            raise Busy(f"{kind} {entity_id} is busy in another worker")
         try:
             yield
         finally:
