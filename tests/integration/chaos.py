@@ -80,6 +80,7 @@ class Report:
     resends_needed: int = 0
     kills: int = 0
     faults_fired: dict[str, int] = field(default_factory=dict)
+    calls_while_broken: dict[str, int] = field(default_factory=dict)  # what the faults' 2.5% each drew from
     seconds_to_send: float = 0.0
     seconds_to_drain: float = 0.0
     differences: list[str] = field(default_factory=list)
@@ -90,7 +91,7 @@ class Report:
     def as_json(self) -> dict[str, Any]:
         return {"changes": sum(self.changes.values()), "changes_by_kind": dict(self.changes),
                 "deliveries": self.deliveries, "sends": self.sends, "resends_needed": self.resends_needed,
-                "kills": self.kills, "faults_fired": self.faults_fired,
+                "kills": self.kills, "faults_fired": self.faults_fired, "calls_while_broken": self.calls_while_broken,
                 "seconds_to_send": round(self.seconds_to_send, 1),
                 "seconds_to_drain": round(self.seconds_to_drain, 1), "differences": self.differences,
                 "duplicates": self.duplicates, "secrets_found": self.secrets_found,
@@ -110,6 +111,7 @@ class Scenario:
         self.next_id = 700_000
         self.lock = threading.Lock()
         self.busy: str | None = None  # what was still to do at the last look
+        self.calls_at_break = (0, 0)
 
     # -- the shop before the run
 
@@ -328,6 +330,7 @@ class Scenario:
         """10% of calls to each peer fail: refused (503), throttled (429, Retry-After), too slow
         (a timeout: the service waits PEER_READ_TIMEOUT), or failed after the work was done."""
         url = self.shop.sandbox_url
+        self.calls_at_break = self.calls_so_far()
         for peer, after in (("kiotviet", 502), ("abaha", 500)):
             refusals: dict[str, Any] = {} if post_writes_too or peer == "abaha" else {"method": "GET"}
             for n, fault in enumerate([{"status": 503, **refusals}, {"status": 429, "retry_after": 1, **refusals},
@@ -335,7 +338,14 @@ class Scenario:
                 body = {"count": -1, "probability": 0.025, "seed": self.seed * 10 + n, **fault}
                 requests.post(f"{url}/_sandbox/{peer}/faults", json=body, timeout=10).raise_for_status()
 
+    def calls_so_far(self) -> tuple[int, int]:
+        """KiotViet GETs and Abaha writes made for the shop so far (each may draw a fault)."""
+        return self.shop.retailer.get_requests, len(self.shop.abaha.writes)
+
     def heal_peers(self) -> None:
+        kiotviet_gets, abaha_writes = self.calls_so_far()
+        self.report.calls_while_broken = {"kiotviet GETs": kiotviet_gets - self.calls_at_break[0],
+                                          "abaha writes": abaha_writes - self.calls_at_break[1]}  # fmt: skip
         for peer in ("kiotviet", "abaha"):
             url = f"{self.shop.sandbox_url}/_sandbox/{peer}/faults"
             for fault in requests.get(url, timeout=10).json().get("faults", []):
