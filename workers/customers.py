@@ -34,12 +34,32 @@ SETTLE_SECONDS = 60  # longer than a POST /customers can wait for its answer
 ADOPT_WINDOW = timedelta(minutes=15)
 
 
+Shared = tuple[Any, Any, Any, Any, Any, Any]  # name, phone, email, address, gender, birth date
+
+
+def kiotviet_fields(c: KvCustomer) -> Shared:
+    return c.name, c.contact_number, c.email, c.address, gender_word(c.gender), c.birth_date
+
+
+def abaha_fields(c: AbahaCustomer) -> Shared:
+    return c.name, c.phone, c.email, c.address, c.gender, c.birth_date
+
+
 def kiotviet_fingerprint(c: KvCustomer) -> str:
-    return shared_fingerprint(c.name, c.contact_number, c.email, c.address, gender_word(c.gender), c.birth_date)
+    return shared_fingerprint(*kiotviet_fields(c))
 
 
 def abaha_fingerprint(c: AbahaCustomer) -> str:
-    return shared_fingerprint(c.name, c.phone, c.email, c.address, c.gender, c.birth_date)
+    return shared_fingerprint(*abaha_fields(c))
+
+
+def after_write(held: Shared | None, written: Shared) -> str:
+    """The content a side holds once a write of `written` is done: a field the write leaves out
+    (absent, not null) keeps the side's own value. Its echo carries this, not what was written."""
+    if held is None:
+        return shared_fingerprint(*written)
+    kept = (mine if mine is not None else theirs for mine, theirs in zip(written, held, strict=True))
+    return shared_fingerprint(*kept)
 
 
 def is_echo(ctx: ShopContext, side: str, customer_id: int, content: str, version: int) -> bool:
@@ -93,22 +113,28 @@ class NewerOnTheOtherSide(NewerApplied):
         self.side, self.customer_id = side, customer_id
 
 
-def check_not_newer_on_abaha(customer: KvCustomer, abaha_id: int, version: int, ctx: ShopContext) -> None:
-    """A KiotViet change applied late must not overwrite an edit made on Abaha after it."""
+def check_not_newer_on_abaha(
+    customer: KvCustomer, abaha_id: int, version: int, ctx: ShopContext
+) -> AbahaCustomer | None:
+    """A KiotViet change applied late must not overwrite an edit made on Abaha after it; answers
+    the customer as Abaha holds it (None when its phone does not find it)."""
     phone = local_phone(customer.contact_number)
     if not phone:
-        return
+        return None
     held = next((c for c in ctx.abaha.customers_by_phone(phone) if c.id == abaha_id), None)
     if held is not None and held.updated_at:
         check_not_newer(ctx, ABAHA, abaha_id, abaha_fingerprint(held), to_micros(held.updated_at), version)
+    return held
 
 
-def check_not_newer_in_kiotviet(kv_id: int, version: int, ctx: ShopContext) -> None:
-    """An Abaha change applied late must not overwrite an edit made in KiotViet after it."""
+def check_not_newer_in_kiotviet(kv_id: int, version: int, ctx: ShopContext) -> KvCustomer | None:
+    """An Abaha change applied late must not overwrite an edit made in KiotViet after it; answers
+    the customer as KiotViet holds it."""
     held = ctx.kiotviet.customer(kv_id)
     if held is not None and held.modified_date:
         stamped = int(parse_kiotviet_datetime(held.modified_date).timestamp() * 1_000_000)
         check_not_newer(ctx, KIOTVIET, kv_id, kiotviet_fingerprint(held), stamped, version)
+    return held
 
 
 def check_not_newer(ctx: ShopContext, side: str, customer_id: int, content: str, stamped: int, version: int) -> None:
@@ -133,8 +159,11 @@ def write_customer_to_abaha(customer: KvCustomer, groups: list[int], ctx: ShopCo
     with ctx.state.entity_lock(shop, "phone", local_phone(customer.contact_number) or f"kv:{customer.id}"):
         linked_id = ctx.links.abaha_customer_for(shop, customer.id)
         if linked_id is not None:
-            check_not_newer_on_abaha(customer, linked_id, version, ctx)
-        abaha_id = linked_id or abaha_match(customer, ctx)
+            held = check_not_newer_on_abaha(customer, linked_id, version, ctx)
+        else:
+            held = abaha_match(customer, ctx)
+        abaha_id = linked_id or (held.id if held else None)
+        after = after_write(abaha_fields(held) if held else None, kiotviet_fields(customer))
         body = present({
             "abaha_id": abaha_id, "code": customer.code, "name": customer.name, "phone": customer.contact_number,
             "email": customer.email, "gender": gender_word(customer.gender),
@@ -145,17 +174,18 @@ def write_customer_to_abaha(customer: KvCustomer, groups: list[int], ctx: ShopCo
         with ExitStack() as expecting:
             expecting.enter_context(ctx.links.expecting_content(shop, KIOTVIET, customer.id, content))
             if abaha_id is not None:
-                expecting.enter_context(ctx.links.expecting_content(shop, ABAHA, abaha_id, content))
-            with ctx.links.writing(shop, ABAHA, abaha_id, content):
+                expecting.enter_context(ctx.links.expecting_content(shop, ABAHA, abaha_id, after))
+            with ctx.links.writing(shop, ABAHA, abaha_id, after):
                 linked = ctx.abaha.put_customer(customer.id, body)
-        ctx.links.remember_content(shop, ABAHA, linked, content)
+        ctx.links.remember_content(shop, ABAHA, linked, after)
         if abaha_id is None:
-            ctx.links.wrote_content(shop, ABAHA, linked, content)
+            ctx.links.wrote_content(shop, ABAHA, linked, after)
         ctx.links.link_customer(shop, customer.id, linked)
 
 
-def abaha_match(customer: KvCustomer, ctx: ShopContext) -> int | None:
-    """The Abaha customer with this phone that is not linked to another KiotViet customer."""
+def abaha_match(customer: KvCustomer, ctx: ShopContext) -> AbahaCustomer | None:
+    """The Abaha customer with this phone that is not linked to another KiotViet customer (the
+    lowest id when there are several)."""
     phone = local_phone(customer.contact_number)
     if not phone:
         return None
@@ -165,9 +195,10 @@ def abaha_match(customer: KvCustomer, ctx: ShopContext) -> int | None:
         for c in ctx.abaha.customers_by_phone(phone)
         if c.kv_id in (None, customer.id) and ctx.links.kv_customer_for(shop, c.id) in (None, customer.id)
     ]
-    if free:
-        log.info("customer.matched_on_abaha", kv_customer_id=customer.id, abaha_customer_id=min(c.id for c in free))
-    return min((c.id for c in free), default=None)
+    matched = min(free, key=lambda c: c.id, default=None)
+    if matched is not None:
+        log.info("customer.matched_on_abaha", kv_customer_id=customer.id, abaha_customer_id=matched.id)
+    return matched
 
 
 def apply_abaha_customer(event: Event, ctx: ShopContext) -> Outcome:
@@ -178,11 +209,12 @@ def apply_abaha_customer(event: Event, ctx: ShopContext) -> Outcome:
         return Outcome.ECHO
     with ctx.state.entity_lock(shop, "abaha_customer", str(customer.id)):
         kv_id = customer.kv_id or ctx.links.kv_customer_for(shop, customer.id)
-        linked, created = kv_id is not None, False
+        linked, created, matched = kv_id is not None, False, None
         if kv_id is None:
             # the same lock as an order's customer: a new phone becomes one KiotViet customer
             with ctx.state.entity_lock(shop, "phone", local_phone(customer.phone) or f"abaha:{customer.id}"):
-                kv_id = find_by_phone(customer.phone, ctx)
+                matched = customer_by_phone(customer.phone, ctx)
+                kv_id = matched.id if matched else None
                 if kv_id is None:
                     kv_id, created = create_kiotviet_customer(customer, content, ctx), True
         kv = kv_id
@@ -195,11 +227,12 @@ def apply_abaha_customer(event: Event, ctx: ShopContext) -> Outcome:
 
         def write() -> None:
             with ctx.links.expecting_content(shop, ABAHA, customer.id, content):
-                if linked:  # a customer just matched by phone takes the Abaha side's content
-                    check_not_newer_in_kiotviet(kv, version, ctx)
+                # a customer just matched by phone takes the Abaha side's content
+                held = check_not_newer_in_kiotviet(kv, version, ctx) if linked else matched
                 if not created:
-                    with ctx.links.expecting_content(shop, KIOTVIET, kv, content), \
-                            ctx.links.writing(shop, KIOTVIET, kv, content):  # fmt: skip
+                    after = after_write(kiotviet_fields(held) if held else None, abaha_fields(customer))
+                    with ctx.links.expecting_content(shop, KIOTVIET, kv, after), \
+                            ctx.links.writing(shop, KIOTVIET, kv, after):  # fmt: skip
                         ctx.kiotviet.update_customer(kv, kiotviet_customer_body(customer, ctx))
                 link_on_abaha(customer, kv, ctx)
 
@@ -346,15 +379,15 @@ def present(body: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in body.items() if value is not None}
 
 
-def find_by_phone(phone: str | None, ctx: ShopContext) -> int | None:
+def customer_by_phone(phone: str | None, ctx: ShopContext) -> KvCustomer | None:
     """The KiotViet customer with this phone number, so no duplicate is made (the lowest id
     when KiotViet has several). Several Abaha customers may come to one KiotViet customer, as
     their orders do."""
     local = local_phone(phone)
     if not local:
         return None
-    found = [m.id for m in ctx.kiotviet.customers_by_phone(local) if local_phone(m.contact_number) == local]
-    return min(found, default=None)
+    found = [m for m in ctx.kiotviet.customers_by_phone(local) if local_phone(m.contact_number) == local]
+    return min(found, key=lambda m: m.id, default=None)
 
 
 def kiotviet_customer_for_order(order: AbahaOrder, ctx: ShopContext) -> int | None:
@@ -365,9 +398,9 @@ def kiotviet_customer_for_order(order: AbahaOrder, ctx: ShopContext) -> int | No
         return None  # KiotViet's walk-in customer
     shop = ctx.connection.shop_id
     with ctx.state.entity_lock(shop, "phone", local_phone(buyer.phone)):
-        found = find_by_phone(buyer.phone, ctx)
+        found = customer_by_phone(buyer.phone, ctx)
         if found is not None:
-            return found
+            return found.id
         location = " - ".join(part for part in (buyer.province, buyer.district) if part) or None
         body = present(
             {

@@ -374,3 +374,55 @@ def test_an_edit_of_a_linked_account_applied_late_leaves_abahas_newer_edit_alone
     assert abaha.customers[556]["name"] == "Bình B"  # the late edit went to KiotViet only
     assert apply_abaha_customer(newer, ctx) == Outcome.APPLIED
     assert (abaha.customers[556]["name"], kiotviet.customers[kv_id]["name"]) == ("Bình B", "Bình B")
+
+
+def kiotviet_webhook_of(record: dict[str, Any]) -> Event:
+    """KiotViet's webhook item for its customer as it holds it: a field it lacks comes as null."""
+    fields = ["id", "code", "name", "contactNumber", "email", "address", "gender", "birthDate", "modifiedDate"]
+    return kiotviet_event(**{k[0].upper() + k[1:]: record.get(k) for k in fields})
+
+
+@pytest.mark.parametrize("side", ["abaha", "kiotviet"])
+def test_the_echo_of_a_write_that_left_the_others_fields_alone_is_known_for_ours(
+    services: Services, work_off: Callable[[], int], abaha: FakeAbaha, kiotviet: FakeKiotViet,
+    monkeypatch: pytest.MonkeyPatch, side: str,
+) -> None:  # fmt: skip
+    """A write leaves out what its side does not have, so the target keeps its own (an address the
+    shopper gave on the website, none at the counter): the echo carries both. Taken for an edit,
+    stamped when our write landed, it undid the counter's later rename (a chaos run: KiotViet
+    ended with an older counter name)."""
+    at = frozen_clock(monkeypatch)
+    counter = kiotviet.customers[7001]
+    if side == "abaha":  # the counter customer, renamed twice; the first rename reaches Abaha late
+        abaha.customers[555] = {"id": 555, "name": "Khách web", "phone": PHONE, "address": "45 Nguyễn Trãi",
+                                "email": "an@example.vn", "gender": None, "birth_date": None, "kv_id": None,
+                                "updated_at": at(0)}  # fmt: skip
+        at(10)
+        counter.update(name="Khách quầy 1", contactNumber=PHONE, modifiedDate=stamp())
+        first = kiotviet_webhook_of(counter)
+        at(15)
+        counter.update(name="Khách quầy 2", modifiedDate=stamp())
+        second = kiotviet_webhook_of(counter)
+        at(20)
+        services.inbox.accept(SHOP, [first], branch_id=11)
+        work_off()  # matched by phone, written with the website's address kept
+        echo = abaha_event(**{k: v for k, v in abaha.customers[555].items() if k != "id"}, id=555)
+        assert echo.data["address"] == "45 Nguyễn Trãi" and echo.data["name"] == "Khách quầy 1"
+        at(21)
+        services.inbox.accept(SHOP, [echo], branch_id=11)
+        work_off()
+        assert kiotviet.count("update_customer") == 0  # our own write's echo: nothing to write back
+        services.inbox.accept(SHOP, [second], branch_id=11)
+        work_off()
+        assert (abaha.customers[555]["name"], counter["name"]) == ("Khách quầy 2", "Khách quầy 2")
+    else:  # a shopper's new account, matched to a counter customer with a birth date Abaha lacks
+        counter.update(contactNumber=PHONE, birthDate="1990-05-01T00:00:00", modifiedDate=stamp())
+        account = {"id": 555, "name": "Khách web 1", "phone": PHONE, "email": None, "address": None,
+                   "birth_date": None, "gender": None, "updated_at": at(10)}  # fmt: skip
+        services.inbox.accept(SHOP, [abaha_event(**account)], branch_id=11)
+        work_off()  # matched by phone in KiotViet, written there with the birth date kept
+        assert counter["name"] == "Khách web 1" and counter["birthDate"].startswith("1990-05-01")
+        writes = abaha.count("put_customer")
+        services.inbox.accept(SHOP, [kiotviet_webhook_of(counter)], branch_id=11)
+        work_off()
+        assert abaha.count("put_customer") == writes  # KiotViet's echo of our write: nothing to write back
