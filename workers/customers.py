@@ -162,6 +162,8 @@ def write_customer_to_abaha(customer: KvCustomer, groups: list[int], ctx: ShopCo
             held = check_not_newer_on_abaha(customer, linked_id, version, ctx)
         else:
             held = abaha_match(customer, ctx)
+            if held is not None and held.updated_at:  # matched by phone: its newer edit is not undone either
+                check_not_newer(ctx, ABAHA, held.id, abaha_fingerprint(held), to_micros(held.updated_at), version)
         abaha_id = linked_id or (held.id if held else None)
         after = after_write(abaha_fields(held) if held else None, kiotviet_fields(customer))
         body = present({
@@ -227,8 +229,8 @@ def apply_abaha_customer(event: Event, ctx: ShopContext) -> Outcome:
 
         def write() -> None:
             with ctx.links.expecting_content(shop, ABAHA, customer.id, content):
-                # a customer just matched by phone takes the Abaha side's content
-                held = check_not_newer_in_kiotviet(kv, version, ctx) if linked else matched
+                # linked or just matched by phone, a newer edit in KiotViet is not undone
+                held = check_not_newer_in_kiotviet(kv, version, ctx) if not created else None
                 if not created:
                     after = after_write(kiotviet_fields(held) if held else None, abaha_fields(customer))
                     with ctx.links.expecting_content(shop, KIOTVIET, kv, after), \

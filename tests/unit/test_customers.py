@@ -170,7 +170,8 @@ def test_a_phoneless_abaha_customer_is_created_once_after_a_timeout(ctx: ShopCon
 def test_an_abaha_customer_whose_phone_kiotviet_has_is_linked_not_duplicated(
     ctx: ShopContext, kiotviet: FakeKiotViet
 ) -> None:
-    assert apply_abaha_customer(abaha_event(id=557, phone="+84 912 345 678"), ctx) == Outcome.APPLIED
+    account = abaha_event(id=557, phone="+84 912 345 678", updated_at=stamp(minutes=1))  # made after 7001's edit
+    assert apply_abaha_customer(account, ctx) == Outcome.APPLIED
     assert ctx.links.kv_customer_for(SHOP, 557) == 7001
     assert kiotviet.count("create_customer") == 0
 
@@ -426,3 +427,50 @@ def test_the_echo_of_a_write_that_left_the_others_fields_alone_is_known_for_ours
         services.inbox.accept(SHOP, [kiotviet_webhook_of(counter)], branch_id=11)
         work_off()
         assert abaha.count("put_customer") == writes  # KiotViet's echo of our write: nothing to write back
+
+
+def test_a_new_account_matched_by_phone_does_not_undo_a_newer_counter_edit(
+    services: Services, work_off: Callable[[], int], abaha: FakeAbaha, kiotviet: FakeKiotViet,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """A shopper opens an account; staff rename the counter customer with that phone 40 s later,
+    before the account's event is applied (a chaos run: the account's name then overwrote the
+    rename in KiotViet, and the write's echo, newer, took the rename's place among the pending
+    changes and was dropped as ours: the rename was lost on both sides)."""
+    at = frozen_clock(monkeypatch)
+    account = abaha_event(id=555, name="Khách web", phone=PHONE, updated_at=at(0))
+    abaha.customers[555] = {**account.data, "id": 555}
+    at(40)
+    counter = kiotviet.customers[7001]
+    counter.update(name="Khách quầy", contactNumber=PHONE, modifiedDate=stamp())
+    rename = kiotviet_webhook_of(counter)
+    at(41)
+    services.inbox.accept(SHOP, [account], branch_id=11)
+    work_off()
+    assert counter["name"] == "Khách quầy"  # the older account does not overwrite the newer rename
+    services.inbox.accept(SHOP, [rename], branch_id=11)
+    work_off()  # the rename's own event links them, with the rename
+    assert (abaha.customers[555]["name"], counter["name"]) == ("Khách quầy", "Khách quầy")
+    assert abaha.customers[555]["kv_id"] == 7001 and services.links.kv_customer_for(SHOP, 555) == 7001
+
+
+def test_a_counter_edit_matched_by_phone_does_not_undo_a_newer_account(
+    services: Services, work_off: Callable[[], int], abaha: FakeAbaha, kiotviet: FakeKiotViet,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The same the other way: a counter edit applied after a newer account with its phone."""
+    at = frozen_clock(monkeypatch)
+    counter = kiotviet.customers[7001]
+    counter.update(name="Khách quầy", contactNumber=PHONE, modifiedDate=stamp())
+    rename = kiotviet_webhook_of(counter)
+    account = abaha_event(id=555, name="Khách web", phone=PHONE, email=None, address=None, birth_date=None,
+                          gender=None, updated_at=at(40))  # fmt: skip
+    abaha.customers[555] = {**account.data, "id": 555}
+    at(41)
+    services.inbox.accept(SHOP, [rename], branch_id=11)
+    work_off()
+    assert abaha.customers[555]["name"] == "Khách web"  # the older rename does not overwrite the account
+    services.inbox.accept(SHOP, [account], branch_id=11)
+    work_off()  # the account's own event links them, with the account's name
+    assert (abaha.customers[555]["name"], counter["name"]) == ("Khách web", "Khách web")
+    assert services.links.kv_customer_for(SHOP, 555) == 7001
