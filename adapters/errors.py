@@ -15,6 +15,10 @@ class TransientError(SyncError):
         self.retry_after = retry_after
 
 
+class Throttled(TransientError):
+    """The peer answered 429: it refused the request before looking at it, so nothing was done."""
+
+
 class Busy(TransientError):
     """Another worker holds what this change needs (its entity, or its product's stock) for the
     moment: not a failure of the change. Tried again a few seconds later, at a random moment

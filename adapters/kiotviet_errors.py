@@ -6,7 +6,7 @@ from typing import Any
 
 import requests
 
-from adapters.errors import KiotVietNotFound, KiotVietRejected, TransientError
+from adapters.errors import KiotVietNotFound, KiotVietRejected, Throttled, TransientError
 from adapters.http import is_transient, retry_after
 from schemas.kiotviet import lower_keys
 
@@ -17,6 +17,8 @@ def translate(method: str, path: str, response: requests.Response) -> Any:
     if 200 <= status < 300:
         return response.json() if response.content.strip() else {}
     message = kiotviet_message(response)
+    if status == 429:
+        raise Throttled(f"KiotViet answered 429 to {method} {path}", retry_after(response))
     if is_transient(status):
         raise TransientError(f"KiotViet answered {status} to {method} {path}", retry_after(response))
     if status == 404:

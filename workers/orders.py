@@ -18,7 +18,14 @@ from typing import Any
 import structlog
 
 from adapters import clock
-from adapters.errors import AbahaRejected, KiotVietNotFound, KiotVietRejected, PermanentError, TransientError
+from adapters.errors import (
+    AbahaRejected,
+    KiotVietNotFound,
+    KiotVietRejected,
+    PermanentError,
+    Throttled,
+    TransientError,
+)
 from schemas.abaha import AbahaOrder
 from schemas.changes import fingerprint
 from schemas.events import Event, Outcome
@@ -71,10 +78,11 @@ def create_kiotviet_order(order: AbahaOrder, ctx: ShopContext) -> dict[str, Any]
     ctx.links.record_intent(shop, order.id)
     try:
         created = ctx.kiotviet.create_order(body)
+    except Throttled as exc:  # refused before it was looked at: nothing was made, the retry makes it
+        ctx.links.clear_intent(shop, order.id)
+        raise TransientError("KiotViet is throttling the shop (429 to POST /orders); trying again later",
+                             exc.retry_after) from exc  # fmt: skip
     except KiotVietRejected as exc:
-        if exc.status == 429:  # throttled before it was looked at: nothing was made
-            ctx.links.clear_intent(shop, order.id)
-            raise TransientError("KiotViet is throttling the shop (429 to POST /orders); trying again later") from exc
         if exc.status >= 500 or exc.status == 408:
             raise TransientError(f"KiotViet answered {exc.status} to POST /orders") from exc
         ctx.links.clear_intent(shop, order.id)  # KiotViet's own refusal: nothing was made

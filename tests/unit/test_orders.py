@@ -7,9 +7,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import requests
 
 from adapters import keys
-from adapters.errors import KiotVietRejected, TransientError
+from adapters.errors import KiotVietRejected, Throttled, TransientError
+from adapters.kiotviet_errors import translate
 from schemas.abaha import AbahaOrder, normalize_event
 from schemas.events import Event, Outcome
 from tests.conftest import SHOP
@@ -93,7 +95,11 @@ def test_a_refused_order_leaves_no_intent_so_a_replay_creates_it(ctx: ShopContex
 
 
 def test_a_throttled_order_was_not_made_so_its_retry_makes_it_at_once(ctx: ShopContext, kiotviet: FakeKiotViet) -> None:
-    kiotviet.fail_next("create_order", KiotVietRejected("KiotViet answered 429", 429))
+    answer = requests.Response()
+    answer.status_code, answer._content = 429, b'{"message": "Too many requests"}'
+    with pytest.raises(Throttled) as throttled:  # what the adapter makes of KiotViet's 429
+        translate("POST", "/orders", answer)
+    kiotviet.fail_next("create_order", throttled.value)
     with pytest.raises(TransientError, match="throttling"):
         apply_abaha_order(order_event(), ctx)
     assert ctx.links.order_record(SHOP, ORDER_ID) is None  # no intent: no adoption wait
