@@ -16,7 +16,7 @@ from rq.serializers import JSONSerializer
 from rq.worker import BaseWorker
 
 from adapters.pending import Accepted, PendingStore
-from adapters.state import SyncState
+from adapters.state import Delivery, SyncState
 from schemas.changes import Change, change_of
 from schemas.events import Event, Outcome
 
@@ -62,8 +62,10 @@ class EventInbox:
         self._state = SyncState(redis_client)
         self._queue = event_queue(redis_client)
 
-    def accept(self, shop_id: str, events: Sequence[Event], branch_id: int | None = None) -> Accepted:
-        """Events from a delivery or an Abaha post; those not synced by design are counted."""
+    def accept(self, shop_id: str, events: Sequence[Event], branch_id: int | None = None,
+               delivery: Delivery | None = None) -> Accepted:  # fmt: skip
+        """Events from a delivery or an Abaha post; those not synced by design are counted, and
+        so is the `delivery` they came in (in the script that accepts them, when any is synced)."""
         changes: list[Change] = []
         ignored: dict[str, int] = {}
         for event in events:
@@ -79,13 +81,15 @@ class EventInbox:
                 by_kind[kind.split(".", 1)[0]] += n
             self._state.count_kinds(shop_id, {(kind, Outcome.IGNORED.value): n for kind, n in by_kind.items()})
             log.info("events.not_synced", shop_id=shop_id, types=ignored)
-        return self.accept_changes(shop_id, changes)
+        if not changes and delivery is not None:
+            self._state.count_delivery(delivery.source, delivery.types)
+        return self.accept_changes(shop_id, changes, delivery)
 
-    def accept_changes(self, shop_id: str, changes: Sequence[Change]) -> Accepted:
+    def accept_changes(self, shop_id: str, changes: Sequence[Change], delivery: Delivery | None = None) -> Accepted:
         """Changes of one shop, pending until its drain applies them."""
         if not changes:
             return Accepted()
-        accepted = self._pending.accept(shop_id, changes)
+        accepted = self._pending.accept(shop_id, changes, delivery)
         if accepted.drain_needed:
             self.enqueue_drain(shop_id)
         return accepted

@@ -21,6 +21,7 @@ from typing import Any
 import redis
 
 from adapters import keys
+from adapters.state import DELIVERY_DUPLICATE, DELIVERY_RECEIVED, Delivery
 from schemas.changes import Change, Mode
 from schemas.events import Event, EventSchema, to_micros
 
@@ -138,14 +139,18 @@ class PendingStore:
         self._scripts = {name: redis_client.register_script(common + (_LUA / f"{name}.lua").read_text())
                          for name in ("ingest", "take", "lease", "finish", "renew")}  # fmt: skip
 
-    def accept(self, shop_id: str, changes: Sequence[Change]) -> Accepted:
-        """Claim and coalesce, CHUNK events per script."""
+    def accept(self, shop_id: str, changes: Sequence[Change], delivery: Delivery | None = None) -> Accepted:
+        """Claim and coalesce, CHUNK events per script; the last one also counts the delivery
+        the changes came in, if any (no round trip of its own)."""
         totals = [0, 0, 0, 0, 0]
         for start in range(0, len(changes), CHUNK):
-            args: list[Any] = [shop_id, CLAIM_SECONDS, DRAIN_FLAG_SECONDS]
+            last = start + CHUNK >= len(changes)
+            counted = _counted(delivery, duplicates_before=totals[3]) if last and delivery else ""
+            args: list[Any] = [shop_id, CLAIM_SECONDS, DRAIN_FLAG_SECONDS, counted]
             for change in changes[start : start + CHUNK]:
                 args += [_joined(change), json.dumps(change.event.to_json(), ensure_ascii=False)]
-            answer = self._scripts["ingest"](keys=[keys.shop_prefix(shop_id), keys.READY], args=args)
+            script_keys = [keys.shop_prefix(shop_id), keys.READY, keys.DELIVERIES]
+            answer = self._scripts["ingest"](keys=script_keys, args=args)
             totals = [a + int(b) for a, b in zip(totals, answer, strict=True)]
         new, coalesced, stale, duplicate, drain = totals
         return Accepted(new, coalesced, stale, duplicate, drain > 0)
@@ -246,6 +251,16 @@ class PendingStore:
 
     def _keys(self, shop_id: str) -> list[str]:
         return [keys.shop_prefix(shop_id), keys.READY, keys.LEASES]
+
+
+def _counted(delivery: Delivery, duplicates_before: int) -> str:
+    """The ingest script's counting argument: how many of its own events must be duplicates
+    for the whole delivery to be one, then each type's received and duplicate fields."""
+    fields = [str(delivery.events - duplicates_before)]
+    received, duplicate = delivery.fields(DELIVERY_RECEIVED), delivery.fields(DELIVERY_DUPLICATE)
+    for pair in zip(received, duplicate, strict=True):
+        fields += pair
+    return SEPARATOR.join(fields)
 
 
 def _joined(change: Change) -> str:

@@ -30,6 +30,24 @@ LOCK_SECONDS = 120
 LOCK_WAIT_SECONDS = 3  # then the change is tried again a few seconds later (Busy), not held in its batch
 
 
+def delivery_field(source: str, kind: str, outcome: str) -> str:
+    """The field of the deliveries hash that counts `source`'s deliveries of a type by outcome."""
+    return f"{source}|{kind}|{outcome}"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A delivery counted where its events are accepted, in the same script: as received under
+    each of its types, and as a duplicate when every event in it had been accepted before."""
+
+    source: str
+    types: frozenset[str]  # of a bounded set; none is counted as `UNKNOWN_TYPE`
+    events: int
+
+    def fields(self, outcome: str) -> list[str]:
+        return [delivery_field(self.source, kind, outcome) for kind in sorted(self.types) or [UNKNOWN_TYPE]]
+
+
 @dataclass(frozen=True)
 class ShopReadings:
     """A shop's counters as metrics read them."""
@@ -87,10 +105,11 @@ class SyncState:
     def count_delivery(self, source: str, types: Iterable[str], outcome: str | None = None) -> None:
         """A delivery received from `source`, under each of its types (from a bounded set), and
         what became of it when that was not simply accepted (`DELIVERY_REJECTED`, `DELIVERY_DUPLICATE`)."""
+        delivery = Delivery(source, frozenset(types), 0)
         pipe = self._redis.pipeline(transaction=False)
-        for kind in sorted(set(types)) or [UNKNOWN_TYPE]:
-            for counted in (DELIVERY_RECEIVED, outcome) if outcome else (DELIVERY_RECEIVED,):
-                pipe.hincrby(keys.DELIVERIES, f"{source}|{kind}|{counted}", 1)
+        for counted in (DELIVERY_RECEIVED, outcome) if outcome else (DELIVERY_RECEIVED,):
+            for field in delivery.fields(counted):
+                pipe.hincrby(keys.DELIVERIES, field, 1)
         pipe.execute()
 
     def delivery_counts(self) -> dict[tuple[str, str, str], int]:

@@ -15,7 +15,7 @@ import redis
 import structlog
 from flask import Blueprint, Response, jsonify, request
 
-from adapters.state import DELIVERY_DUPLICATE, DELIVERY_REJECTED
+from adapters.state import DELIVERY_REJECTED, Delivery
 from schemas.abaha import AbahaEventInvalid, normalize_event
 from schemas.events import Outcome, iso_utc
 from webhooks import body
@@ -66,8 +66,7 @@ def ingest(services: Services, shop_id: str) -> tuple[Response, int]:
         services.state.count(shop_id, Outcome.IGNORED, kind=OTHER_TYPE)
         services.state.count_delivery(SOURCE, [OTHER_TYPE])
         return jsonify(status="ignored"), 202
-    accepted = services.inbox.accept(shop_id, [event])
-    services.state.count_delivery(SOURCE, [event.type], DELIVERY_DUPLICATE if accepted.duplicate else None)
+    accepted = services.inbox.accept(shop_id, [event], delivery=Delivery(SOURCE, frozenset([event.type]), 1))
     log.info("abaha.event_accepted", shop_id=shop_id, event_type=event.type, entity_id=event.entity_id,
              event_id=event.id, new=accepted.new, duplicate=accepted.duplicate)  # fmt: skip
     return jsonify(status="accepted", new=accepted.new), 202

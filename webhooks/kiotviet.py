@@ -7,15 +7,11 @@ unknown shop from a bad signature), and kept in the shop's quarantine with its r
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import redis
 import structlog
 from flask import Blueprint, Response, jsonify, request
 
-from adapters.pending import Accepted
-from adapters.state import DELIVERY_DUPLICATE, DELIVERY_REJECTED
-from schemas.events import Event
+from adapters.state import DELIVERY_REJECTED, Delivery
 from schemas.kiotviet_webhook import WEBHOOK_TYPES
 from webhooks.body import read_limited_body
 from webhooks.deliveries import Rejected, check_delivery
@@ -61,8 +57,9 @@ def ingest(services: Services, shop_id: str) -> Response:
         keep(services, shop_id, str(exc), raw or b"", signed=exc.signed)
         services.state.count_delivery(SOURCE, delivery_types(raw or b""), DELIVERY_REJECTED)
         return jsonify(REJECTED)
-    accepted = services.inbox.accept(shop_id, normalized.events, branch_id=shop.connection.branch_id)
-    count_accepted(services, normalized.events, accepted)
+    types = frozenset(e.type for e in normalized.events).intersection(WEBHOOK_TYPES)
+    delivery = Delivery(SOURCE, types, len(normalized.events))
+    accepted = services.inbox.accept(shop_id, normalized.events, branch_id=shop.connection.branch_id, delivery=delivery)
     if normalized.problems:
         keep(services, shop_id, "partly unreadable: " + "; ".join(normalized.problems), raw, signed=True)
     log.info("kiotviet.delivery_accepted", shop_id=shop_id, delivery_id=normalized.delivery_id, verified_as=variant,
@@ -70,13 +67,6 @@ def ingest(services: Services, shop_id: str) -> Response:
              stale=accepted.stale, duplicate=accepted.duplicate,
              event_ids=[e.id for e in normalized.events[:LOGGED_EVENT_IDS]])  # fmt: skip
     return jsonify(status="accepted", events=len(normalized.events), new=accepted.new)
-
-
-def count_accepted(services: Services, events: Sequence[Event], accepted: Accepted) -> None:
-    """Count the delivery by its types: a duplicate when every event in it was accepted before."""
-    repeated = bool(events) and accepted.duplicate == len(events)
-    services.state.count_delivery(SOURCE, {e.type for e in events} & set(WEBHOOK_TYPES),
-                                  DELIVERY_DUPLICATE if repeated else None)  # fmt: skip
 
 
 def keep(services: Services, shop_id: str, reason: str, raw: bytes, *, signed: bool) -> None:

@@ -1,11 +1,13 @@
 -- Accept a chunk of one shop's events: claim each event id once, drop what is older than what
 -- was applied (or a repeat of it), coalesce the rest into one pending record per entity.
--- KEYS: prefix, ready zset.  ARGV: shop, claim ttl (s), drain flag ttl (s), then pairs: the
--- event id, entity, mode, order and fingerprint joined by the unit separator (\31), and the
--- event JSON (one argument instead of five: a 16,000-item delivery is packed in half the time).
--- Answers {new, coalesced, stale, duplicate, drain_needed}.
-local prefix, ready = KEYS[1], KEYS[2]
-local shop, claim_ttl, drain_ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+-- KEYS: prefix, ready zset, deliveries hash.  ARGV: shop, claim ttl (s), drain flag ttl (s), the
+-- delivery to count ('' for none; else, joined by the unit separator \31: how many of this
+-- chunk's events must be duplicates for the whole delivery to be one, then each of its types'
+-- received and duplicate fields), then pairs: the event id, entity, mode, order and fingerprint
+-- joined by \31, and the event JSON (one argument instead of five: a 16,000-item delivery is
+-- packed in half the time).  Answers {new, coalesced, stale, duplicate, drain_needed}.
+local prefix, ready, deliveries = KEYS[1], KEYS[2], KEYS[3]
+local shop, claim_ttl, drain_ttl, counted = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local now = now_ms()
 local new, coalesced, stale, duplicate = 0, 0, 0, 0
 local by_kind = {} -- "kind|outcome" -> count, for metrics
@@ -13,7 +15,7 @@ local function tally(entity, outcome)
   local field = string.match(entity, '^([^:]*)') .. '|' .. outcome
   by_kind[field] = (by_kind[field] or 0) + 1
 end
-for i = 4, #ARGV, 2 do
+for i = 5, #ARGV, 2 do
   local id, entity, mode, order, fp = string.match(ARGV[i], '^([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)$')
   local event = ARGV[i + 1]
   if not redis.call('SET', prefix .. 'claim:' .. id, now, 'NX', 'EX', claim_ttl) then
@@ -62,4 +64,13 @@ if coalesced > 0 then redis.call('HINCRBY', stats, 'coalesced', coalesced) end
 if stale > 0 then redis.call('HINCRBY', stats, 'stale', stale) end
 if duplicate > 0 then redis.call('HINCRBY', stats, 'duplicate', duplicate) end
 for field, count in pairs(by_kind) do redis.call('HINCRBY', prefix .. 'kindstats', field, count) end
+if counted ~= '' then
+  local fields = {}
+  for field in string.gmatch(counted, '[^\31]+') do fields[#fields + 1] = field end
+  local repeated = duplicate == tonumber(fields[1])
+  for j = 2, #fields, 2 do
+    redis.call('HINCRBY', deliveries, fields[j], 1)
+    if repeated then redis.call('HINCRBY', deliveries, fields[j + 1], 1) end
+  end
+end
 return {new, coalesced, stale, duplicate, drain_needed}
