@@ -5,10 +5,13 @@ no worker, so acknowledgement alone is measured: each delivery is verified (HMAC
 normalized, claimed and made pending before its `200`. wrk's Lua script cycles through
 pre-signed `stock.update` deliveries, each with its own delivery id (each wrk thread its own
 slice, so no id repeats within a run). Rounds alternate bare endpoint and ingest; ratios are
-taken per round, medians quoted. Debian's wrk has no `-R` (that is wrk2), so the fixed-rate run
-paces each connection with the script's `delay()` hook to about the target rate, and the rate
-reached is reported. Last, one delivery's path through the app is profiled with cProfile
-(Flask's test client, the same Redis), grouped by package.
+taken per round, medians quoted. Each run also reads the service's CPU per request (gunicorn's
+processes and Redis, from /proc): their ratio says what the throughput ratio would be were the
+service's CPU its only limit, and the other tenants' load sways it less. Debian's wrk has no
+`-R` (that is wrk2), so the fixed-rate run paces each connection with the script's `delay()`
+hook to about the target rate, and the rate reached is reported. Last, one delivery's path
+through the app is profiled with cProfile (Flask's test client, the same Redis), grouped by
+package.
 
     .venv/bin/python -m bench.wrk_ingest [--seconds 10] [--rounds 3] [--rate 200]
 """
@@ -29,7 +32,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from bench.harness import BenchShop, connect, running_stack, write_result
+from bench.harness import BenchShop, CpuUse, connect, running_stack, write_result
 from sandbox.stack import LocalStack
 
 THREADS = 2
@@ -81,16 +84,28 @@ def deliveries_script(shop: BenchShop, count: int, folder: Path) -> Path:
     return path
 
 
-def wrk(url: str, script: Path, seconds: float, connections: int, *args: str) -> dict[str, Any]:
+def wrk(stack: LocalStack, script: Path, seconds: float, connections: int, *args: str) -> dict[str, Any]:
+    """One wrk run against the stack: its rate and latency, and the service's CPU per request
+    (gunicorn's processes and Redis, from /proc), which the other tenants' load sways less."""
+    url = stack.url
+    cpu = CpuUse(stack).start()
     command = ["wrk", "-t", str(min(THREADS, connections)), "-c", str(connections), "-d", f"{round(seconds)}s",
                "--timeout", "10s", "-s", str(script), url, "--", *args]  # fmt: skip
     output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=seconds + 60).stdout
     line = next(x for x in output.splitlines() if x.startswith("RESULT "))
     found: dict[str, Any] = json.loads(line.removeprefix("RESULT "))
-    return {"per_second": round(found["requests"] / (found["duration_us"] / 1e6), 1),
+    used = cpu.stop()
+    per_request = {name: round(used[part] / max(found["requests"], 1) * 1000, 3)
+                   for name, part in (("web_cpu_ms", "web (gunicorn)"), ("redis_cpu_ms", "redis"))}  # fmt: skip
+    return {**per_request, "per_second": round(found["requests"] / (found["duration_us"] / 1e6), 1),
             "p50_ms": round(found["p50_us"] / 1000, 2), "p99_ms": round(found["p99_us"] / 1000, 2),
             "max_ms": round(found["max_us"] / 1000, 2), "requests": found["requests"],
             "errors": found["socket_errors"] + found["status_errors"]}  # fmt: skip
+
+
+def cpu_per_request(run: dict[str, Any]) -> float:
+    """The service's CPU milliseconds per request of a run (web and Redis)."""
+    return float(run["web_cpu_ms"] + run["redis_cpu_ms"])
 
 
 def profile(stack: LocalStack, shop: BenchShop, requests: int) -> dict[str, Any]:
@@ -180,30 +195,33 @@ def main() -> None:
         bare.write_text(BARE + REPORT)
         used = 0  # deliveries sent so far: each run starts after them, so no id is sent twice
         for _ in range(args.rounds):
-            healthz = wrk(stack.url, bare, args.seconds, CONNECTIONS)
-            ingest = wrk(stack.url, script, args.seconds, CONNECTIONS, str(THREADS), "0", str(used))
+            healthz = wrk(stack, bare, args.seconds, CONNECTIONS)
+            ingest = wrk(stack, script, args.seconds, CONNECTIONS, str(THREADS), "0", str(used))
             used += ingest["requests"] + 100
+            cpu_ratio = cpu_per_request(healthz) / max(cpu_per_request(ingest), 1e-9)
             rounds.append({"bare_endpoint": healthz, "webhook_ingest": ingest,
-                           "ratio": round(ingest["per_second"] / healthz["per_second"], 3)})  # fmt: skip
+                           "ratio": round(ingest["per_second"] / healthz["per_second"], 3),
+                           "cpu_ratio": round(cpu_ratio, 3)})  # fmt: skip
             print(json.dumps(rounds[-1]), flush=True)
         # each connection waits `pause` ms before its next request: about `rate` a second in all,
         # the pause set from a short trial run's rate
         connections = 4
         pause = round(connections * 1000 / args.rate)
         for _ in range(2):
-            trial = wrk(stack.url, script, 2, connections, str(THREADS), str(pause), str(used))
+            trial = wrk(stack, script, 2, connections, str(THREADS), str(pause), str(used))
             used += trial["requests"] + 100
             cycle = connections * 1000 / trial["per_second"]
             pause = max(0, round(pause - (cycle - connections * 1000 / args.rate)))
-        paced = wrk(stack.url, script, args.seconds * 2, connections, str(THREADS), str(pause), str(used))
+        paced = wrk(stack, script, args.seconds * 2, connections, str(THREADS), str(pause), str(used))
         used += paced["requests"] + 100
         assert used < args.deliveries, "more deliveries sent than made: raise --deliveries"
-        paced_bare = wrk(stack.url, bare, args.seconds, connections)
+        paced_bare = wrk(stack, bare, args.seconds, connections)
         profiled = profile(stack, shop, args.profile_requests)
     write_result("wrk_ingest", {
         "wrk": "Debian wrk 4.1.0 (no -R)", "threads": THREADS, "connections": CONNECTIONS,
         "seconds_per_run": args.seconds, "rounds": rounds,
         "median_ratio_ingest_vs_bare": statistics.median(r["ratio"] for r in rounds),
+        "median_cpu_ratio_bare_vs_ingest_per_request": statistics.median(r["cpu_ratio"] for r in rounds),
         "median_bare_per_second": statistics.median(r["bare_endpoint"]["per_second"] for r in rounds),
         "median_ingest_per_second": statistics.median(r["webhook_ingest"]["per_second"] for r in rounds),
         "paced": {"target_per_second": args.rate, "connections": connections, "pause_ms": pause,
