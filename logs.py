@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from collections.abc import MutableMapping
 from typing import Any, TextIO
 
@@ -30,8 +31,34 @@ def log_format_for(chosen: str, *, explicit: bool, local: bool, stream: TextIO |
     return "console" if stream.isatty() else chosen
 
 
+class StderrLogger:
+    """Where structlog's own lines go: each rendered line written whole to the process's stderr
+    of the moment, under one lock. Our lines skip the standard library's machinery (a record,
+    a handler, a formatter), which cost a webhook delivery about 0.2 ms under load; `name` is
+    what `add_logger_name` reads."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, name: str = "root") -> None:
+        self.name = name
+
+    def msg(self, message: str) -> None:
+        with self._lock:
+            stream = sys.stderr
+            stream.write(message + "\n")
+            stream.flush()
+
+    debug = info = warning = warn = error = critical = exception = fatal = log = msg
+
+
+def named_logger(*args: Any) -> StderrLogger:
+    """structlog's logger factory: `get_logger(__name__)` names the logger."""
+    return StderrLogger(str(args[0])) if args else StderrLogger()
+
+
 def configure_logging(log_format: str = "json", level: int = logging.INFO) -> None:
-    """Route structlog and the standard library's logging to stderr in one format."""
+    """Route structlog's lines and the standard library's logging (RQ, gunicorn) to stderr in
+    one format."""
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -44,10 +71,12 @@ def configure_logging(log_format: str = "json", level: int = logging.INFO) -> No
         if log_format == "console"
         else structlog.processors.JSONRenderer(ensure_ascii=False)
     )
+    # the console renderer formats exceptions itself
+    exceptions = [] if log_format == "console" else [structlog.processors.format_exc_info]
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        processors=[*shared, *exceptions, renderer],
+        logger_factory=named_logger,
+        wrapper_class=structlog.make_filtering_bound_logger(level),
         cache_logger_on_first_use=True,
     )
     formatter = structlog.stdlib.ProcessorFormatter(

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import contextlib
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import fakeredis
 import pytest
@@ -64,6 +67,22 @@ def app(services: Services) -> Iterator[Flask]:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+@pytest.fixture
+def logged(capsys: pytest.CaptureFixture[str]) -> Callable[[str], list[dict[str, Any]]]:
+    """Our log lines named as asked, read back from stderr (where structlog writes them, as JSON)."""
+    seen: list[dict[str, Any]] = []
+
+    def lines(event: str) -> list[dict[str, Any]]:
+        for line in capsys.readouterr().err.splitlines():
+            with contextlib.suppress(ValueError):
+                found = json.loads(line)
+                if isinstance(found, dict):
+                    seen.append(found)
+        return [line for line in seen if line.get("event") == event]
+
+    return lines
 
 
 @pytest.fixture

@@ -40,11 +40,11 @@ def test_connections_save_and_show_from_a_terminal(app: Flask, services: Service
     saved = runner.invoke(args=["connections", "save", "shop-42", "--retailer", "demo", "--client-id", "cid",
                                 "--branch-id", "11"], input="client-secret\nabaha-token\n")  # fmt: skip
     assert saved.exit_code == 0, saved.output
-    answer = json.loads(saved.output[saved.output.index("{") :])
+    answer = json.loads(saved.stdout[saved.stdout.index("{") :])  # the log lines are on stderr
     assert answer["shop_id"] == "shop-42" and len(answer["webhooks"]) == 15
     assert "client-secret" not in saved.output.split("{", 1)[1]
     shown = runner.invoke(args=["connections", "show", "shop-42"])
-    assert json.loads(shown.output)["retailer"] == "demo"
+    assert json.loads(shown.stdout)["retailer"] == "demo"
     assert services.connections.secrets("shop-42").client_secret == "client-secret"  # type: ignore[union-attr]
 
 
@@ -89,11 +89,11 @@ def test_sync_ends_with_a_summary_per_entity(
     working_while_waiting(monkeypatch, work_off)
     result = app.test_cli_runner().invoke(args=["sync", "shop-42", "--entity", "products"])
     assert result.exit_code == 0, result.output
-    summary = result.output[result.output.index("Full sync") :].splitlines()
+    summary = result.stdout[result.stdout.index("Full sync") :].splitlines()
     assert summary[0].startswith("Full sync ") and summary[0].endswith(" queued.")
     assert re.fullmatch(r"Full sync \w+ done in \d+\.\d s", summary[-3])
     assert summary[-2:] == ["  products  2 / 2", "No errors."]
-    assert "{" not in result.output  # no JSON for a person
+    assert "{" not in result.stdout  # no JSON for a person (the log lines are on stderr)
 
 
 def test_sync_json_is_the_run_alone_for_scripts(
@@ -134,11 +134,11 @@ def test_a_failed_sync_lists_its_errors_for_a_person() -> None:
 
 
 def test_a_command_says_nothing_about_the_web_admin_api(settings: Settings, redis: Any,
-                                                       caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+                                                       capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
     app = create_app(services=services_on(replace(settings, admin_token=None), redis, "redis://fake"))
     result = app.test_cli_runner().invoke(args=["connections", "list"])
-    assert (result.exit_code, json.loads(result.output)) == (0, [])
-    said = " ".join(str(r.msg) for r in caplog.records) + result.output
+    assert (result.exit_code, json.loads(result.stdout)) == (0, [])
+    said = capsys.readouterr().err + result.output
     assert "admin" not in said.lower() and "ADMIN_TOKEN" not in said
 
 

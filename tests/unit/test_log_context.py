@@ -21,6 +21,7 @@ from tests.helpers import sample, sign
 from wiring import Services
 from workers.job_context import job_fields
 
+Logged = Callable[[str], list[dict[str, Any]]]
 SECRET = base64.b64encode(b"the shop's webhook secret").decode()
 
 
@@ -29,11 +30,6 @@ def connected(services: Services) -> None:
     secrets = ConnectionSecrets("client-secret", "abaha-token", "abaha-webhook-token",
                                 {kind: (HookSecret(SECRET),) for kind in WEBHOOK_TYPES})  # fmt: skip
     services.connections.save(Connection(shop_id=SHOP, retailer="demo", client_id="cid", branch_id=BRANCH), secrets)
-
-
-def lines(caplog: pytest.LogCaptureFixture, event: str) -> list[dict[str, Any]]:
-    """Our log lines named `event`, as the renderer receives them (context merged in)."""
-    return [r.msg for r in caplog.records if isinstance(r.msg, dict) and r.msg.get("event") == event]
 
 
 def deliver(client: FlaskClient, delivery_id: str, headers: dict[str, str] | None = None) -> Any:
@@ -45,10 +41,10 @@ def deliver(client: FlaskClient, delivery_id: str, headers: dict[str, str] | Non
                        headers={"X-Hub-Signature": sign(raw, SECRET), **(headers or {})})  # fmt: skip
 
 
-def test_a_sane_request_id_is_kept_and_answered(client: FlaskClient, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_sane_request_id_is_kept_and_answered(client: FlaskClient, logged: Logged) -> None:
     answer = deliver(client, "d1", {"X-Request-ID": "edge-7f3a.42"})
     assert answer.headers["X-Request-ID"] == "edge-7f3a.42"
-    (accepted,) = lines(caplog, "kiotviet.delivery_accepted")
+    (accepted,) = logged("kiotviet.delivery_accepted")
     assert accepted["request_id"] == "edge-7f3a.42"
 
 
@@ -72,31 +68,31 @@ def test_an_answer_the_guard_refuses_carries_its_request_id_too(client: FlaskCli
 
 
 def test_one_change_is_followed_from_its_delivery_to_its_write(
-    client: FlaskClient, work_off: Callable[[], int], abaha: FakeAbaha, caplog: pytest.LogCaptureFixture
+    client: FlaskClient, work_off: Callable[[], int], abaha: FakeAbaha, logged: Logged
 ) -> None:
     deliver(client, "traced", {"X-Request-ID": "trace-me"})
     work_off()
-    (accepted,) = lines(caplog, "kiotviet.delivery_accepted")
+    (accepted,) = logged("kiotviet.delivery_accepted")
     assert accepted["request_id"] == "trace-me"
     (event_id,) = accepted["event_ids"]
-    (written,) = [w for w in lines(caplog, "change.written") if w["entity"] == "product:3001"]
+    (written,) = [w for w in logged("change.written") if w["entity"] == "product:3001"]
     assert written["event_id"] == event_id
     assert written["shop_id"] == SHOP and written["job_id"] and written["batch_id"]
     assert "request_id" not in written  # the worker runs outside the request
-    (done,) = [d for d in lines(caplog, "drain.done") if d["batch_id"] == written["batch_id"]]
+    (done,) = [d for d in logged("drain.done") if d["batch_id"] == written["batch_id"]]
     assert done["job_id"] == written["job_id"]
     assert 3001 in abaha.products
     assert structlog.contextvars.get_contextvars() == {}  # nothing of the job is left bound
 
 
 def test_a_change_that_fails_names_its_event_and_the_job_kept_for_the_operator(
-    client: FlaskClient, work_off: Callable[[], int], abaha: FakeAbaha, caplog: pytest.LogCaptureFixture
+    client: FlaskClient, work_off: Callable[[], int], abaha: FakeAbaha, logged: Logged
 ) -> None:
     abaha.refused_products.add(3001)
     deliver(client, "refused")
     work_off()
-    (accepted,) = lines(caplog, "kiotviet.delivery_accepted")
-    (failed,) = lines(caplog, "change.failed")
+    (accepted,) = logged("kiotviet.delivery_accepted")
+    (failed,) = logged("change.failed")
     assert failed["event_id"] == accepted["event_ids"][0]
     assert failed["failed_job_id"] and failed["job_id"] != failed["failed_job_id"]  # the drain's, and the kept one's
 
