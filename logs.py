@@ -67,11 +67,12 @@ def configure_logging(log_format: str = "json", level: int = logging.INFO) -> No
         redact_secrets,
     ]
     renderer: Any = (
-        structlog.dev.ConsoleRenderer(colors=False)
+        # plain tracebacks: a pretty one prints each frame's locals, secrets among them
+        structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
         if log_format == "console"
         else structlog.processors.JSONRenderer(ensure_ascii=False)
     )
-    # the console renderer formats exceptions itself
+    # the console renderer formats exceptions itself (plainly)
     exceptions = [] if log_format == "console" else [structlog.processors.format_exc_info]
     structlog.configure(
         processors=[*shared, *exceptions, renderer],

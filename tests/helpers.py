@@ -26,6 +26,17 @@ def sign(body: bytes, secret: str) -> str:
     return "sha1=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+def connect_signed(services: Any, shop_id: str, branch_id: int, secret: str) -> None:
+    """A connection whose every webhook type is signed with `secret`."""
+    from adapters.connections import Connection, ConnectionSecrets, HookSecret
+    from schemas.kiotviet_webhook import WEBHOOK_TYPES
+
+    secrets = ConnectionSecrets("client-secret", "abaha-token", "abaha-webhook-token",
+                                {kind: (HookSecret(secret),) for kind in WEBHOOK_TYPES})  # fmt: skip
+    services.connections.save(Connection(shop_id=shop_id, retailer="demo", client_id="cid", branch_id=branch_id),
+                              secrets)  # fmt: skip
+
+
 def wait_for(probe: Callable[[], T | None], deadline: float = 20.0, interval: float = 0.05) -> T:
     """Poll `probe` until it returns something truthy; fail after `deadline` seconds."""
     end = time.monotonic() + deadline

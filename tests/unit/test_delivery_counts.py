@@ -10,11 +10,9 @@ import json
 import pytest
 from flask.testing import FlaskClient
 
-from adapters.connections import Connection, ConnectionSecrets, HookSecret
 from adapters.pending import CHUNK
-from schemas.kiotviet_webhook import WEBHOOK_TYPES
 from tests.conftest import BRANCH, SHOP
-from tests.helpers import sample, sign
+from tests.helpers import connect_signed, sample, sign
 from wiring import Services
 
 SECRET = base64.b64encode(b"the shop's webhook secret").decode()
@@ -23,10 +21,7 @@ ITEMS = CHUNK * 2 + 50  # three scripts
 
 @pytest.fixture(autouse=True)
 def connected(services: Services) -> None:
-    connection = Connection(shop_id=SHOP, retailer="demo", client_id="cid", branch_id=BRANCH)
-    secrets = ConnectionSecrets("client-secret", "abaha-token", "abaha-webhook-token",
-                                {kind: (HookSecret(SECRET),) for kind in WEBHOOK_TYPES})  # fmt: skip
-    services.connections.save(connection, secrets)
+    connect_signed(services, SHOP, BRANCH, SECRET)
 
 
 def stock_body(delivery_id: str, products: list[int]) -> bytes:

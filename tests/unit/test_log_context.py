@@ -12,12 +12,10 @@ import pytest
 import structlog
 from flask.testing import FlaskClient
 
-from adapters.connections import Connection, ConnectionSecrets, HookSecret
 from adapters.inbox import event_queue
-from schemas.kiotviet_webhook import WEBHOOK_TYPES
 from tests.conftest import BRANCH, SHOP
 from tests.fakes import FakeAbaha
-from tests.helpers import sample, sign
+from tests.helpers import connect_signed, sample, sign
 from wiring import Services
 from workers.job_context import job_fields
 
@@ -27,9 +25,7 @@ SECRET = base64.b64encode(b"the shop's webhook secret").decode()
 
 @pytest.fixture(autouse=True)
 def connected(services: Services) -> None:
-    secrets = ConnectionSecrets("client-secret", "abaha-token", "abaha-webhook-token",
-                                {kind: (HookSecret(SECRET),) for kind in WEBHOOK_TYPES})  # fmt: skip
-    services.connections.save(Connection(shop_id=SHOP, retailer="demo", client_id="cid", branch_id=BRANCH), secrets)
+    connect_signed(services, SHOP, BRANCH, SECRET)
 
 
 def deliver(client: FlaskClient, delivery_id: str, headers: dict[str, str] | None = None) -> Any:

@@ -16,15 +16,13 @@ from rq.serializers import JSONSerializer
 from rq.worker import Worker
 
 from adapters.budget import RequestBudget
-from adapters.connections import Connection, ConnectionSecrets, HookSecret
 from adapters.errors import TransientError
 from adapters.inbox import event_queue
 from adapters.state import SyncState
 from schemas.kiotviet_sales import KvSettings, KvWebhook
-from schemas.kiotviet_webhook import WEBHOOK_TYPES
 from tests.conftest import ADMIN_TOKEN, BRANCH, SHOP
 from tests.fakes import FakeAbaha
-from tests.helpers import sample, sign
+from tests.helpers import connect_signed, sample, sign
 from wiring import Services
 from workers import drain, hooks
 
@@ -35,10 +33,7 @@ Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 @pytest.fixture(autouse=True)
 def connected(services: Services) -> None:
-    connection = Connection(shop_id=SHOP, retailer="demo", client_id="cid", branch_id=BRANCH)
-    secrets = ConnectionSecrets("client-secret", "abaha-token", "abaha-webhook-token",
-                                {kind: (HookSecret(SECRET),) for kind in WEBHOOK_TYPES})  # fmt: skip
-    services.connections.save(connection, secrets)
+    connect_signed(services, SHOP, BRANCH, SECRET)
 
 
 def product_body(delivery_id: str, product_id: int = 3001, modified: str = "2026-11-30T10:20:30+07:00") -> bytes:
