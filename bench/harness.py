@@ -176,13 +176,13 @@ def service_env(**extra: str) -> dict[str, str]:
 
 
 @contextmanager
-def running_stack(workers: int = 0, **extra_env: str) -> Iterator[LocalStack]:
-    """The whole service with a private Redis; its logs in a temporary directory (read them
-    with `drain_batches` before the block ends)."""
+def running_stack(workers: int = 0, app: str = "wsgi:app", **extra_env: str) -> Iterator[LocalStack]:
+    """The whole service with a private Redis, gunicorn serving `app`; its logs in a temporary
+    directory (read them with `drain_batches` before the block ends)."""
     kept = os.environ.get("BENCH_KEEP_LOGS")  # a folder to keep the service's logs in
     with tempfile.TemporaryDirectory(prefix="bench-") as state:
         stack = LocalStack(Path(state), environ=service_env(**extra_env), private_redis=True,
-                           log_dir=Path(kept) if kept else Path(state) / "logs")  # fmt: skip
+                           log_dir=Path(kept) if kept else Path(state) / "logs", app=app)  # fmt: skip
         stack.start(workers=workers)
         try:
             yield stack

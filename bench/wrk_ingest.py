@@ -4,14 +4,16 @@ The service runs as deployed locally (gunicorn, 2 processes x 4 threads, a priva
 no worker, so acknowledgement alone is measured: each delivery is verified (HMAC), parsed,
 normalized, claimed and made pending before its `200`. wrk's Lua script cycles through
 pre-signed `stock.update` deliveries, each with its own delivery id (each wrk thread its own
-slice, so no id repeats within a run). Rounds alternate bare endpoint and ingest; ratios are
-taken per round, medians quoted. Each run also reads the service's CPU per request (gunicorn's
-processes and Redis, from /proc): their ratio says what the throughput ratio would be were the
-service's CPU its only limit, and the other tenants' load sways it less. Debian's wrk has no
-`-R` (that is wrk2), so the fixed-rate run paces each connection with the script's `delay()`
-hook to about the target rate, and the rate reached is reported. Last, one delivery's path
-through the app is profiled with cProfile (Flask's test client, the same Redis), grouped by
-package.
+slice, and each run a script of its own, so no id is sent twice). Each round runs the bare
+endpoint, two floors below the webhook's own work on the same server (`bench/ingest_floor.py`:
+a `POST` that reads the body and answers; one that also verifies the signature and keeps the
+raw body with one `RPUSH`), then the webhook; ratios are taken per round, medians quoted. Each
+run also reads the service's CPU per request (gunicorn's processes and Redis, from /proc):
+their ratio says what the throughput ratio would be were the service's CPU its only limit, and
+the other tenants' load sways it less. Debian's wrk has no `-R` (that is wrk2), so the
+fixed-rate run paces each connection with the script's `delay()` hook to about the target
+rate, and the rate reached is reported. Last, one delivery's path through the app is profiled
+with cProfile (Flask's test client, the same Redis), grouped by package.
 
     .venv/bin/python -m bench.wrk_ingest [--seconds 10] [--rounds 3] [--rate 200]
 """
@@ -37,6 +39,9 @@ from sandbox.stack import LocalStack
 
 THREADS = 2
 CONNECTIONS = 8
+WEBHOOK = "/webhooks/kiotviet/"
+# the same server's routes below the webhook's own work (`bench/ingest_floor.py`)
+FLOORS = {"post_echo": "/floor/echo/", "verify_and_append": "/floor/append/"}
 SCRIPT = """
 local threads = 0
 function setup(thread)
@@ -46,7 +51,7 @@ end
 function init(args)
   nthreads = tonumber(args[1])
   pause = tonumber(args[2])
-  position = tonumber(args[3]) + (tonumber(tid) or 0)
+  position = tonumber(tid) or 0
 end
 request = function()
   local d = deliveries[(position % #deliveries) + 1]
@@ -70,16 +75,18 @@ end
 """
 
 
-def deliveries_script(shop: BenchShop, count: int, folder: Path) -> Path:
-    """A Lua file holding `count` signed deliveries with distinct ids."""
-    lines = [f'path = "/webhooks/kiotviet/{shop.shop_id}"', "deliveries = {"]
+def deliveries_script(shop: BenchShop, count: int, folder: Path, run: int, route: str = WEBHOOK) -> Path:
+    """A Lua file posting to `route` + the shop's id `count` signed deliveries, their ids distinct
+    and this run's own (LuaJIT caps a script's constants at 65,536, so each run gets a script of
+    its own rather than one script for all)."""
+    lines = [f'path = "{route}{shop.shop_id}"', "deliveries = {"]
     for n in range(count):
         item = {"ProductId": shop.product_ids[n % len(shop.product_ids)], "ProductCode": "", "BranchId": 11,
                 "OnHand": n % 50, "Reserved": 0}  # fmt: skip
-        raw, signature = shop.signed("stock.update", [item], f"wrk-{n}")
+        raw, signature = shop.signed("stock.update", [item], f"wrk-{run}-{n}")
         lines.append(f"{{[==[{raw.decode()}]==], [==[{signature}]==]}},")
     lines.append("}")
-    path = folder / "deliveries.lua"
+    path = folder / f"deliveries-{run}.lua"
     path.write_text("\n".join(lines) + SCRIPT + REPORT)
     return path
 
@@ -101,6 +108,13 @@ def wrk(stack: LocalStack, script: Path, seconds: float, connections: int, *args
             "p50_ms": round(found["p50_us"] / 1000, 2), "p99_ms": round(found["p99_us"] / 1000, 2),
             "max_ms": round(found["max_us"] / 1000, 2), "requests": found["requests"],
             "errors": found["socket_errors"] + found["status_errors"]}  # fmt: skip
+
+
+def ratios(bare: dict[str, Any], run: dict[str, Any]) -> dict[str, float]:
+    """A run's rate as a share of the bare endpoint's, and the bare endpoint's CPU per request as
+    a share of the run's (what the rate ratio would be were the service's CPU its only limit)."""
+    return {"ratio": round(run["per_second"] / bare["per_second"], 3),
+            "cpu_ratio": round(cpu_per_request(bare) / max(cpu_per_request(run), 1e-9), 3)}  # fmt: skip
 
 
 def cpu_per_request(run: dict[str, Any]) -> float:
@@ -184,37 +198,42 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rate", type=float, default=200, help="target deliveries a second of the paced run")
-    parser.add_argument("--deliveries", type=int, default=40_000)
+    parser.add_argument("--deliveries", type=int, default=30_000, help="signed deliveries made for each run")
     parser.add_argument("--profile-requests", type=int, default=500)
     args = parser.parse_args()
-    rounds = []
-    with running_stack(workers=0) as stack, tempfile.TemporaryDirectory() as folder:
+    rounds: list[dict[str, Any]] = []
+    with running_stack(workers=0, app="bench.ingest_floor:app") as stack, tempfile.TemporaryDirectory() as folder:
         shop = connect(stack, "bench-wrk", products=60, sync=False)
-        script = deliveries_script(shop, args.deliveries, Path(folder))
+        runs = 0
+
+        def send(seconds: float, connections: int, pause: int, route: str = WEBHOOK) -> dict[str, Any]:
+            """One wrk run of deliveries never sent before (so none is judged a duplicate)."""
+            nonlocal runs
+            runs += 1
+            script = deliveries_script(shop, args.deliveries, Path(folder), runs, route)
+            found = wrk(stack, script, seconds, connections, str(THREADS), str(pause))
+            assert found["requests"] <= args.deliveries, "a run sent more deliveries than made: raise --deliveries"
+            return found
+
         bare = Path(folder) / "bare.lua"
         bare.write_text(BARE + REPORT)
-        used = 0  # deliveries sent so far: each run starts after them, so no id is sent twice
         for _ in range(args.rounds):
             healthz = wrk(stack, bare, args.seconds, CONNECTIONS)
-            ingest = wrk(stack, script, args.seconds, CONNECTIONS, str(THREADS), "0", str(used))
-            used += ingest["requests"] + 100
-            cpu_ratio = cpu_per_request(healthz) / max(cpu_per_request(ingest), 1e-9)
-            rounds.append({"bare_endpoint": healthz, "webhook_ingest": ingest,
-                           "ratio": round(ingest["per_second"] / healthz["per_second"], 3),
-                           "cpu_ratio": round(cpu_ratio, 3)})  # fmt: skip
+            floors = {name: send(args.seconds, CONNECTIONS, 0, route) for name, route in FLOORS.items()}
+            ingest = send(args.seconds, CONNECTIONS, 0)
+            below = {name: {**run, **ratios(healthz, run)} for name, run in floors.items()}
+            rounds.append({"bare_endpoint": healthz, "webhook_ingest": ingest, **ratios(healthz, ingest),
+                           "floors": below})  # fmt: skip
             print(json.dumps(rounds[-1]), flush=True)
         # each connection waits `pause` ms before its next request: about `rate` a second in all,
         # the pause set from a short trial run's rate
         connections = 4
         pause = round(connections * 1000 / args.rate)
         for _ in range(2):
-            trial = wrk(stack, script, 2, connections, str(THREADS), str(pause), str(used))
-            used += trial["requests"] + 100
+            trial = send(2, connections, pause)
             cycle = connections * 1000 / trial["per_second"]
             pause = max(0, round(pause - (cycle - connections * 1000 / args.rate)))
-        paced = wrk(stack, script, args.seconds * 2, connections, str(THREADS), str(pause), str(used))
-        used += paced["requests"] + 100
-        assert used < args.deliveries, "more deliveries sent than made: raise --deliveries"
+        paced = send(args.seconds * 2, connections, pause)
         paced_bare = wrk(stack, bare, args.seconds, connections)
         profiled = profile(stack, shop, args.profile_requests)
     write_result("wrk_ingest", {
@@ -223,6 +242,9 @@ def main() -> None:
         "median_ratio_ingest_vs_bare": statistics.median(r["ratio"] for r in rounds),
         "median_cpu_ratio_bare_vs_ingest_per_request": statistics.median(r["cpu_ratio"] for r in rounds),
         "median_bare_per_second": statistics.median(r["bare_endpoint"]["per_second"] for r in rounds),
+        "floors_median_ratio": {name: statistics.median(r["floors"][name]["ratio"] for r in rounds) for name in FLOORS},
+        "floors_median_cpu_ratio": {name: statistics.median(r["floors"][name]["cpu_ratio"] for r in rounds)
+                                    for name in FLOORS},
         "median_ingest_per_second": statistics.median(r["webhook_ingest"]["per_second"] for r in rounds),
         "paced": {"target_per_second": args.rate, "connections": connections, "pause_ms": pause,
                   "webhook_ingest": paced, "bare_endpoint_at_natural_rate_4_connections": paced_bare},

@@ -62,8 +62,10 @@ class LocalStack:
         sandbox_port: int = 0,
         private_redis: bool = False,
         log_dir: Path | None = None,
+        app: str = "wsgi:app",
     ) -> None:
         self.state_dir = state_dir
+        self.app = app  # what gunicorn serves: the service's app, or a benchmark's wrapping it
         self.base_env = dict(os.environ if environ is None else environ)
         self.web_port = web_port or free_port()
         self.sandbox_port = sandbox_port
@@ -94,7 +96,7 @@ class LocalStack:
         self.env.setdefault("SECRET_KEY", secrets.token_urlsafe(32))
         self.env.setdefault("LOCAL_STATE_DIR", str(self.state_dir))
         self.env["PYTHONPATH"] = str(ROOT)
-        self._web = self._spawn("web", [sys.executable, "-m", "gunicorn", "wsgi:app", "--bind",
+        self._web = self._spawn("web", [sys.executable, "-m", "gunicorn", self.app, "--bind",
                                         f"127.0.0.1:{self.web_port}", "--workers", "2", "--threads", "4",
                                         "--timeout", "30"])  # fmt: skip
         for _ in range(workers):
