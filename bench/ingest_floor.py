@@ -4,23 +4,21 @@ how much of the gap to the bare endpoint the webhook could ever close.
 
 - `POST /floor/echo/<shop_id>` reads the body and answers the webhook's JSON: any `POST` with a
   body costs this much.
-- `POST /floor/append/<shop_id>` also looks the shop up, verifies the signature (the same code as
-  the webhook) and keeps the raw body with one `RPUSH`: the least a delivery can cost if it is
-  kept before its `200`, as accepted data must be, were it normalized and claimed later by a
-  worker instead of in the request.
+- `POST /floor/append/<shop_id>` also verifies the signature against the shop's secrets (the
+  webhook's own `verify`) and keeps the raw body with one `RPUSH`: the least a delivery can
+  cost if it is kept before its `200`, as accepted data must be, were it normalized and claimed
+  later by a worker instead of in the request.
 
     gunicorn bench.ingest_floor:app   (started by `bench.wrk_ingest`)
 """
 
 from __future__ import annotations
 
-import time
-
 from flask import Blueprint, Response, jsonify, request
 
 from webhooks.body import read_limited_body
+from webhooks.deliveries import Rejected, verify
 from webhooks.kiotviet import SIGNATURE_HEADER
-from webhooks.signature import delivery_types, matching_variant
 from wiring import current_services
 from wsgi import app
 
@@ -38,9 +36,9 @@ def echo(shop_id: str) -> Response:
 def append(shop_id: str) -> Response:
     services = current_services()
     raw = read_limited_body(services.settings.max_body_bytes) or b""
-    shop = services.shops.lookup(shop_id)
-    secrets = shop.secrets_for(delivery_types(raw), time.time()) if shop else []
-    if matching_variant(raw, request.headers.get(SIGNATURE_HEADER, ""), secrets) is None:
+    try:
+        verify(services, shop_id, raw, request.headers.get(SIGNATURE_HEADER, ""))
+    except Rejected:
         return jsonify(status="received")
     services.redis.rpush(APPENDED + shop_id, raw)
     return jsonify(status="accepted", events=1, new=1)
